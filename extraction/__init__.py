@@ -1,0 +1,1 @@
+"""extraction package (see docs/architecture.md)."""

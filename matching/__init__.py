@@ -1,0 +1,1 @@
+"""matching package (see docs/architecture.md)."""
