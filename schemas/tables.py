@@ -201,9 +201,7 @@ def conform(table: pa.Table, schema: pa.Schema, *, extra: pa.DataType | None = N
     stamped = schema_version(table.schema)
     expected = schema_version(schema)
     if stamped is not None and stamped[0] == name and stamped != expected:
-        raise SchemaMismatch(
-            f"{name}: table is version {stamped[1]}, this toolkit reads version {expected[1]}"
-        )
+        raise SchemaMismatch(f"{name}: table is version {stamped[1]}, this toolkit reads version {expected[1]}")
     columns, fields = [], []
     for field in schema:
         if field.name not in table.column_names:
@@ -230,6 +228,4 @@ def _cast(column: pa.ChunkedArray, field: pa.Field, table: str) -> pa.ChunkedArr
     try:
         return column.cast(field.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise SchemaMismatch(
-            f"{table}: column {field.name!r} is {column.type}, expected {field.type}: {exc}"
-        ) from exc
+        raise SchemaMismatch(f"{table}: column {field.name!r} is {column.type}, expected {field.type}: {exc}") from exc

@@ -18,9 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kg.errors import MappingError
 from schemas import RECORDS, load_ontology
 
-LIST_FIELDS = frozenset(
-    f.name for f in RECORDS if str(f.type).startswith("list")
-)
+LIST_FIELDS = frozenset(f.name for f in RECORDS if str(f.type).startswith("list"))
 INT_FIELDS = frozenset({"year", "end_year", "season", "episode"})
 FLOAT_FIELDS = frozenset({"runtime_min"})
 STRING_FIELDS = frozenset({"name", "parent", "abstract"})
@@ -59,8 +57,8 @@ class FieldMap(BaseModel):
     @classmethod
     def _well_formed(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for p in v:
-            if not _PATH.match(p):
-                raise ValueError(f"malformed path {p!r} (use a.b, a[] or a[].b)")
+            if not _PATH.match(p) or p.count("[]") > 1:
+                raise ValueError(f"malformed path {p!r} (use a.b, a[] or a[].b, at most one [])")
         return v
 
 
@@ -150,8 +148,13 @@ class Mapping(BaseModel):
                 raise ValueError(f"unknown record field {name!r}; known: {sorted(MAPPABLE)}")
             if fm.split is not None and name not in LIST_FIELDS:
                 raise ValueError(f"fields.{name}: split applies to list fields only")
-            if fm.unit is not None and name not in FLOAT_FIELDS | INT_FIELDS:
+            numeric = FLOAT_FIELDS | INT_FIELDS
+            if fm.unit is not None and name not in numeric:
                 raise ValueError(f"fields.{name}: unit applies to numeric fields only")
+            if fm.parse not in (None, "string") and name not in numeric:
+                raise ValueError(f"fields.{name}: parse {fm.parse!r} applies to numeric fields only")
+            if fm.parse == "string" and name in numeric:
+                raise ValueError(f"fields.{name}: a numeric field cannot be parsed as string")
         return v
 
     def field_parse(self, name: str) -> str:
@@ -185,9 +188,7 @@ def parse_mapping(data: dict, where: str = "<mapping>", ontology_path: str | Pat
     try:
         mapping = Mapping.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise MappingError(f"{where}: {problems}") from exc
     ontology = load_ontology(ontology_path)
     for t in sorted(mapping.type.types_named()):

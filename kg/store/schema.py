@@ -1,0 +1,202 @@
+"""DDL of the graph store, its version stamp and the migrations between versions.
+
+The schema is versioned because a graph outlives the code that wrote it: a
+store written by a newer toolkit must be refused (not misread), and an older
+one is upgraded in one transaction by the ``MIGRATIONS`` steps. Each step is
+a list of SQL statements and moves the store from ``version - 1`` to
+``version``; ``SCHEMA_VERSION`` is the version this code reads and writes.
+
+Every table is documented in ``docs/graph-store.md``; the comments here say
+what the keys are for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+META_TABLE = "kg_meta"
+
+# Columns of the source records kept in the store, in RECORDS order. Quoted in
+# SQL because ``cast`` and ``end`` are SQL keywords.
+RECORD_COLUMNS: tuple[str, ...] = (
+    "source",
+    "source_id",
+    "type",
+    "name",
+    "aliases",
+    "year",
+    "end_year",
+    "runtime_min",
+    "countries",
+    "languages",
+    "genres",
+    "directors",
+    "cast",
+    "writers",
+    "professions",
+    "parent",
+    "season",
+    "episode",
+    "abstract",
+    "line",
+)
+
+# Normalisation used for names and for queries against them: lower case,
+# accents stripped, every run of non-letters/digits one space. Kept in the
+# database as a macro so Python and SQL can never normalise differently.
+NORM_MACRO = (
+    "CREATE OR REPLACE MACRO kg_norm(s) AS "
+    "trim(regexp_replace(lower(strip_accents(s)), '[^\\p{L}\\p{N}]+', ' ', 'g'))"
+)
+
+_V1: list[str] = [
+    f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    # One row per applied migration: the audit trail of the store's own shape.
+    """CREATE TABLE schema_history (
+        version INTEGER PRIMARY KEY,
+        description VARCHAR NOT NULL,
+        applied_at TIMESTAMP NOT NULL)""",
+    # Who merged what, when, with which configuration.
+    """CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        started_at TIMESTAMP,
+        merged_at TIMESTAMP NOT NULL,
+        user_name VARCHAR,
+        host VARCHAR,
+        tool_version VARCHAR,
+        config JSON,
+        note VARCHAR)""",
+    # Source records as last merged: the provenance of every entity.
+    """CREATE TABLE records (
+        source VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        name VARCHAR,
+        aliases VARCHAR[],
+        year INTEGER,
+        end_year INTEGER,
+        runtime_min FLOAT,
+        countries VARCHAR[],
+        languages VARCHAR[],
+        genres VARCHAR[],
+        directors VARCHAR[],
+        "cast" VARCHAR[],
+        writers VARCHAR[],
+        professions VARCHAR[],
+        parent VARCHAR,
+        season INTEGER,
+        episode INTEGER,
+        abstract VARCHAR,
+        line BIGINT,
+        run_id VARCHAR NOT NULL,
+        PRIMARY KEY (source, source_id))""",
+    # Resolved entities; the id never changes once given out.
+    """CREATE TABLE entities (
+        entity_id VARCHAR PRIMARY KEY,
+        type VARCHAR NOT NULL,
+        name VARCHAR,
+        year INTEGER,
+        end_year INTEGER,
+        n_records INTEGER NOT NULL,
+        status VARCHAR NOT NULL,
+        first_run VARCHAR NOT NULL,
+        last_run VARCHAR NOT NULL)""",
+    # Which entity each source record belongs to (latest matching run wins).
+    """CREATE TABLE crosswalk (
+        source VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL,
+        entity_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        PRIMARY KEY (source, source_id))""",
+    # Ids a matching run proposed that the store mapped onto an existing entity.
+    """CREATE TABLE id_aliases (
+        alias_id VARCHAR PRIMARY KEY,
+        entity_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL)""",
+    # Names and aliases of entities, one row per record that gives them.
+    """CREATE TABLE names (
+        entity_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        norm VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL,
+        PRIMARY KEY (entity_id, source, source_id, kind, name))""",
+    # Every relation row an extraction run produced, accepted or rejected, with its evidence.
+    """CREATE TABLE claims (
+        claim_id VARCHAR PRIMARY KEY,
+        edge_id VARCHAR,
+        subject VARCHAR NOT NULL,
+        subject_type VARCHAR NOT NULL,
+        relation VARCHAR NOT NULL,
+        object VARCHAR NOT NULL,
+        object_type VARCHAR NOT NULL,
+        subject_id VARCHAR,
+        object_id VARCHAR,
+        confidence FLOAT,
+        doc_id VARCHAR NOT NULL,
+        evidence VARCHAR,
+        start INTEGER,
+        "end" INTEGER,
+        status VARCHAR NOT NULL,
+        reason VARCHAR,
+        model VARCHAR,
+        prompt_version VARCHAR,
+        run_id VARCHAR NOT NULL)""",
+    # One typed, directed edge per (subject, relation, object); evidence lives in claims.
+    """CREATE TABLE edges (
+        edge_id VARCHAR PRIMARY KEY,
+        subject_id VARCHAR NOT NULL,
+        relation VARCHAR NOT NULL,
+        object_id VARCHAR NOT NULL,
+        confidence FLOAT,
+        n_evidence INTEGER NOT NULL,
+        first_run VARCHAR NOT NULL,
+        last_run VARCHAR NOT NULL)""",
+    # Human review of an edge or claim (correct / wrong / unsure) for calibration and audits.
+    """CREATE TABLE reviews (
+        target_id VARCHAR NOT NULL,
+        target_kind VARCHAR NOT NULL,
+        label VARCHAR NOT NULL,
+        reviewer VARCHAR NOT NULL,
+        note VARCHAR,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (target_id, reviewer))""",
+    "CREATE INDEX edges_subject ON edges (subject_id)",
+    "CREATE INDEX edges_object ON edges (object_id)",
+    "CREATE INDEX claims_edge ON claims (edge_id)",
+    "CREATE INDEX crosswalk_entity ON crosswalk (entity_id)",
+    "CREATE INDEX names_norm ON names (norm)",
+    NORM_MACRO,
+]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: applying ``statements`` to a store at ``version - 1`` gives ``version``."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial graph store", tuple(_V1)),
+]
+
+SCHEMA_VERSION: int = MIGRATIONS[-1].version
+
+# Tables an analyst sees, in dependency order (exports and stats walk this list).
+TABLES: tuple[str, ...] = (
+    "runs",
+    "records",
+    "entities",
+    "crosswalk",
+    "id_aliases",
+    "names",
+    "claims",
+    "edges",
+    "reviews",
+)
