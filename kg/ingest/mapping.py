@@ -63,13 +63,22 @@ class FieldMap(BaseModel):
 
 
 class TypeRule(BaseModel):
-    """First matching rule decides the record's type: ``when`` present (and equal to ``equals``)."""
+    """First matching rule decides the record's type.
+
+    It matches when every path in ``when`` holds a non-empty value (and, with
+    ``equals``, the first one equals it).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    when: str
+    when: tuple[str, ...] = Field(min_length=1)
     equals: str | None = None
     type: str
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return (v,) if isinstance(v, str) else v
 
 
 class TypeMap(BaseModel):
@@ -146,9 +155,9 @@ class Mapping(BaseModel):
         for name, fm in v.items():
             if name not in MAPPABLE:
                 raise ValueError(f"unknown record field {name!r}; known: {sorted(MAPPABLE)}")
-            if fm.split is not None and name not in LIST_FIELDS:
-                raise ValueError(f"fields.{name}: split applies to list fields only")
             numeric = FLOAT_FIELDS | INT_FIELDS
+            if fm.split is not None and name in STRING_FIELDS:
+                raise ValueError(f"fields.{name}: split applies to list fields (and numeric ones: first item)")
             if fm.unit is not None and name not in numeric:
                 raise ValueError(f"fields.{name}: unit applies to numeric fields only")
             if fm.parse not in (None, "string") and name not in numeric:

@@ -34,7 +34,7 @@ class Plan:
     @cached_property
     def slots(self) -> list[str]:
         m = self.mapping
-        paths = [m.source.id, *(r.when for r in m.type.rules)]
+        paths = [m.source.id, *(p for r in m.type.rules for p in r.when)]
         paths += [m.type.path] if m.type.path else []
         for fm in m.fields.values():
             paths += list(fm.path)
@@ -84,6 +84,13 @@ def _name_order(expr: pl.Expr, order: str) -> pl.Expr:
     return expr
 
 
+def _first_text(plan: Plan, path: str) -> pl.Expr:
+    """The path's value as clean text; for a list path, its first item."""
+    i = plan.slot(path)
+    v = pl.col(f"v{i}")
+    return _clean(v.list.first() if plan.dtypes[f"v{i}"] == STR_LIST else v)
+
+
 def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.list.join(", ") if dtype == STR_LIST else expr
 
@@ -112,11 +119,10 @@ class _Field:
 
     def raw(self) -> pl.Expr:
         """The first non-null raw text among the field's paths."""
-        texts = []
-        for i in self.slots:
-            v = pl.col(f"v{i}")
-            texts.append(_clean(v.list.first() if self.plan.dtypes[f"v{i}"] == STR_LIST else v))
-        return pl.coalesce(texts)
+        text = pl.coalesce([_first_text(self.plan, p) for p in self.fm.path])
+        if self.fm.split and self.name not in LIST_FIELDS:  # a numeric field given as a list: the first counts
+            text = _clean(text.str.split(self.fm.split).list.first())
+        return text
 
     def value(self) -> pl.Expr:
         if self.name in LIST_FIELDS:
@@ -160,11 +166,13 @@ def _type_expr(plan: Plan) -> tuple[pl.Expr, pl.Expr]:
     result = pl.lit(tm.default, pl.String)
     raw = pl.lit(None, pl.String)
     if tm.path:
-        raw = _clean(pl.col(f"v{plan.slot(tm.path)}"))
+        raw = _first_text(plan, tm.path)
         result = pl.coalesce([raw.replace_strict(tm.map, default=None, return_dtype=pl.String), result])
     for rule in reversed(tm.rules):
-        present = _clean(pl.col(f"v{plan.slot(rule.when)}"))
-        hit = present.is_not_null() if rule.equals is None else present == rule.equals
+        values = [_first_text(plan, p) for p in rule.when]
+        hit = pl.all_horizontal([v.is_not_null() for v in values])
+        if rule.equals is not None:
+            hit = hit & (values[0] == rule.equals)
         result = pl.when(hit.fill_null(False)).then(pl.lit(rule.type)).otherwise(result)
     where = f"type.map of {tm.path}" if tm.path else "the type rules"
     error = pl.when(result.is_null()).then(

@@ -27,7 +27,7 @@ def test_default_parsers_follow_the_record_schema():
     [
         ({"fields": {"titel": "t"}}, "unknown record field 'titel'"),
         ({"type": {"default": "film"}}, "type 'film' is not an entity type"),
-        ({"fields": {"name": {"path": "t", "split": ","}}}, "split applies to list fields only"),
+        ({"fields": {"name": {"path": "t", "split": ","}}}, "split applies to list fields"),
         ({"fields": {"cast": "a[].b[].c"}}, "at most one []"),
         ({"fields": {"year": {"path": "y", "parse": "string"}}}, "numeric field cannot be parsed as string"),
         ({"source": {"name": "s", "format": "xml", "id": "id"}}, "source.format"),

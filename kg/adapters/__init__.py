@@ -1,0 +1,1 @@
+"""Adapters: mappings and loaders for public benchmark datasets."""
