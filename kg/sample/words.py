@@ -159,8 +159,8 @@ COMMON_TITLES = (
 )
 
 PLOTS = (
-    "A {a} {n} changes everything for the people of {p}.",
-    "In {p}, a {n} hides a {a} truth.",
+    "The {a} {n} changes everything for the people of {p}.",
+    "In {p}, the {n} hides the {a} truth.",
     "Years after the {a} {n}, an old promise brings a family back to {p}.",
     "Nobody in {p} believes the story of the {a} {n}.",
     "A journey to {p} turns into a search for the {a} {n}.",
