@@ -25,6 +25,12 @@ from kg.store.schema import META_TABLE, MIGRATIONS, SCHEMA_VERSION, Migration
 DEFAULT_PATH = Path("graph.duckdb")
 
 
+def first(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> tuple | None:
+    """The first row of ``sql`` or None; fetches to the end so the connection is free for the next query."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 class Store:
     """A handle on one graph store file; use ``Store.open``, then ``close`` (or ``with``)."""
 
@@ -92,7 +98,7 @@ class Store:
 
     def version(self) -> int:
         """The schema version stamped in the store."""
-        row = self._con.execute(f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'").fetchone()
+        row = first(self._con, f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'")
         if row is None:
             raise StoreError(f"{self.path}: {META_TABLE} has no schema_version")
         try:

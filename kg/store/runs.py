@@ -38,7 +38,7 @@ class RunInfo:
 def record_run(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int:
     """Insert the run unless it is already there (a re-merge keeps the first merge's row)."""
     started = run.started_at.astimezone(UTC).replace(tzinfo=None) if run.started_at else None
-    row = con.execute(
+    rows = con.execute(
         "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
         [
             run.run_id,
@@ -51,5 +51,5 @@ def record_run(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int:
             json.dumps(run.config, sort_keys=True, default=str),
             run.note,
         ],
-    ).fetchone()
-    return int(row[0]) if row else 0
+    ).fetchall()
+    return int(rows[0][0]) if rows else 0
