@@ -1,0 +1,443 @@
+"""Blocking rules, a partition plan, and candidate pairs for one partition at a time.
+
+A rule maps each record to zero or more keys; records sharing a key form a
+block. Every block becomes one *unit* of work (an oversized block becomes
+several overlapping windows), and every unit lives in exactly one partition,
+together with all of its member records. So a partition is processed alone:
+nothing is shuffled between partitions or gathered afterwards.
+
+Exactly once: a pair is *owned* by the first unit the two records share, in
+rule order, then by unit hash. A partition emits a pair only from the unit that
+owns it. Each record's full unit list is a function of the record and the plan,
+so every partition reaches the same verdict without seeing the others.
+
+Precision: within a unit each record keeps only its ``top_k`` most similar
+partners per other source (a cheap normalised-title ratio, minus a year gap
+penalty), so a large block costs ``n * k`` pairs downstream, not ``n^2``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from rapidfuzz import fuzz, process
+
+from matching.normalize import PERSON_TYPES, content_tokens, person_key, prepare
+from schemas.tables import CANDIDATE_PAIRS, RECORDS, conform
+
+_SEED = 0x6B67  # fixed: unit ids must agree on every machine running the same polars version
+_PRIO = 2**56  # unit id = rule priority * 2^56 + (hash >> 8): ids sort by rule first
+_MAX_RULES = 255
+
+WORK_TYPES = frozenset({"movie", "series", "episode", "season", "tv_movie", "short", "video"})
+
+KeyFn = Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    """A named key function over prepared records: ``keys(lf) -> (rid, key)`` rows.
+
+    ``types`` limits the rule to some entity types (None: all). Keys are
+    namespaced by the rule name and the record's type group, so two rules or
+    two incompatible types never share a block by accident.
+    """
+
+    name: str
+    keys: KeyFn = field(repr=False)
+    types: frozenset[str] | None = None
+    top_k: int | None = None  # partners kept per record and unit; None: the plan's top_k
+
+    def __str__(self) -> str:
+        return self.name
+
+    def only(self, types: Iterable[str]) -> BlockingRule:
+        """The same rule applied to these entity types only."""
+        return replace(self, types=frozenset(types))
+
+    def keep(self, top_k: int) -> BlockingRule:
+        """The same rule keeping only ``top_k`` partners per record in each of its blocks."""
+        return replace(self, top_k=top_k)
+
+
+def _explode(column: str | pl.Expr) -> KeyFn:
+    """Keys from a list column or expression: one (rid, key) row per element."""
+    expr = pl.col(column) if isinstance(column, str) else column
+    return lambda lf: lf.select("rid", expr.alias("key")).explode("key")
+
+
+def _single(expr: pl.Expr) -> KeyFn:
+    """Keys from a scalar expression: at most one key per record."""
+    return lambda lf: lf.select("rid", expr.alias("key"))
+
+
+def title_exact() -> BlockingRule:
+    """Identical normalised title or alias: 'Rocky IV' = 'Rocky 4'."""
+    return BlockingRule("title_exact", _explode("titles"))
+
+
+def title_tokens() -> BlockingRule:
+    """Any shared title token (stopwords dropped). Wide; rely on windows and top-k."""
+    return BlockingRule("title_tokens", _explode(content_tokens(pl.col("titles").list.join(" "))))
+
+
+def title_prefix(n: int = 6) -> BlockingRule:
+    """First ``n`` characters of a normalised title or alias, spaces removed."""
+    prefix = pl.col("titles").list.eval(pl.element().str.replace_all(" ", "").str.slice(0, n))
+    return BlockingRule(f"title_prefix({n})", _explode(prefix))
+
+
+def _year_bands(lf: pl.LazyFrame, value: str, width: int) -> pl.LazyFrame:
+    """Two offset bands per year, so any two years less than ``width`` apart share one."""
+    year = pl.col("year")
+    band_a = pl.format("a{}|{}", year // width, pl.col(value))
+    band_b = pl.format("b{}|{}", (year + width // 2) // width, pl.col(value))
+    return lf.filter(year.is_not_null()).select("rid", pl.concat_list(band_a, band_b).alias("key"))
+
+
+def title_year_band(width: int = 2) -> BlockingRule:
+    """Normalised title (or alias) and release year within about ``width // 2`` years."""
+
+    def keys(lf: pl.LazyFrame) -> pl.LazyFrame:
+        exploded = lf.select("rid", "year", pl.col("titles").alias("value")).explode("value")
+        return _year_bands(exploded.drop_nulls("value"), "value", width).explode("key")
+
+    return BlockingRule(f"title_year_band({width})", keys)
+
+
+def token_year_band(width: int = 2) -> BlockingRule:
+    """Any shared title token and a close year: catches reworded and translated titles."""
+
+    def keys(lf: pl.LazyFrame) -> pl.LazyFrame:
+        tokens = content_tokens(pl.col("titles").list.join(" ")).alias("value")
+        exploded = lf.select("rid", "year", tokens).explode("value").drop_nulls("value")
+        return _year_bands(exploded, "value", width).explode("key")
+
+    return BlockingRule(f"token_year_band({width})", keys)
+
+
+def person_name_key() -> BlockingRule:
+    """Same name tokens in any order, over name and aliases: 'Craig, Daniel' = 'Daniel Craig'."""
+    key = pl.col("titles").list.eval(person_key(pl.element()))
+    return BlockingRule("person_name_key", _explode(key), PERSON_TYPES)
+
+
+def person_last_initial() -> BlockingRule:
+    """Last name token plus first initial: 'Dan Craig' = 'Daniel Craig'."""
+    name = pl.col("name_norm").str.split(" ")
+    key = pl.when(name.list.len() > 1).then(name.list.last() + " " + name.list.first().str.slice(0, 1))
+    return BlockingRule("person_last_initial", _single(key), PERSON_TYPES)
+
+
+def person_tokens(min_chars: int = 3) -> BlockingRule:
+    """Any shared name token: survives transliteration and lost characters ('Kato' / 'Katou')."""
+    tokens = pl.col("titles").list.join(" ").str.split(" ")
+    tokens = tokens.list.eval(pl.element().filter(pl.element().str.len_chars() >= min_chars)).list.unique()
+    return BlockingRule("person_tokens", _explode(tokens), PERSON_TYPES)
+
+
+def shared_people(column: str) -> BlockingRule:
+    """Any shared normalised person in ``column`` (directors, cast, writers)."""
+    return BlockingRule(f"shared_people({column})", _explode(f"{column}_norm"))
+
+
+def episode_number() -> BlockingRule:
+    """Same parent series title, season and episode number."""
+    key = pl.format("{}|{}|{}", "parent_norm", "season", "episode")
+    return BlockingRule("episode_number", _single(key), frozenset({"episode"}))
+
+
+def default_rules() -> list[BlockingRule]:
+    """Most specific first: the first shared rule owns a pair and judges its top-k there."""
+    return [
+        title_exact().only(WORK_TYPES),
+        title_year_band(2).only(WORK_TYPES),
+        episode_number(),
+        token_year_band(2).only(WORK_TYPES),
+        person_name_key(),
+        person_last_initial(),
+        title_prefix(6).only(WORK_TYPES),
+        shared_people("directors").only(WORK_TYPES),
+        title_tokens().only(WORK_TYPES).keep(1),
+        person_tokens().keep(1),
+    ]
+
+
+DEFAULT_GROUPS: dict[str, str] = {}
+"""Type -> compatibility group; types not listed are their own group (movie pairs only with movie).
+Map e.g. ``{"movie": "work", "series": "work"}`` where sources disagree on what a title is."""
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """Which unit goes to which partition, and how oversized blocks are windowed.
+
+    Small enough to ship to every worker: one row per heavy unit and one per
+    window boundary, never one per record. Unit ids come from polars' hash,
+    stable for a fixed seed within one polars version; run the plan and its
+    partitions on the same version.
+    """
+
+    rules: tuple[BlockingRule, ...]
+    n_partitions: int
+    heavy: pl.DataFrame  # unit (u64) -> partition (i32), assigned by estimated cost
+    windows: pl.DataFrame  # key (u64), bound (u64 sort key), bucket (i32), n_buckets (i32)
+    costs: np.ndarray  # estimated pairs to enumerate, per partition
+    top_k: int = 3
+    within_source: bool = False
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+def _records_frame(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    table = records if isinstance(records, pa.Table) else records.to_arrow()
+    return pl.from_arrow(conform(table, RECORDS))
+
+
+def _prepared(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -> pl.DataFrame:
+    prep = prepare(_records_frame(records))
+    group = pl.col("type").replace(groups) if groups else pl.col("type")
+    sort_year = pl.col("year").fill_null(0).clip(0, 65535).cast(pl.UInt64)
+    return prep.with_columns(
+        group=group,
+        # neighbourhood order inside an oversized block: year, then title, then record
+        sort_key=sort_year * 2**48
+        + (pl.col("name_norm").hash(_SEED) // 2**32) * 2**16
+        + pl.struct("source", "source_id").hash(_SEED) % 2**16,
+    )
+
+
+def record_keys(prep: pl.DataFrame, rules: Sequence[BlockingRule]) -> pl.DataFrame:
+    """(rid, prio, key) for every rule; key is a u64 hash of group, rule and value."""
+    if len(rules) > _MAX_RULES:
+        raise ValueError(f"at most {_MAX_RULES} blocking rules")
+    lf = prep.lazy()
+    parts = []
+    for prio, rule in enumerate(rules):
+        scoped = lf if rule.types is None else lf.filter(pl.col("type").is_in(list(rule.types)))
+        keys = rule.keys(scoped).filter(pl.col("key").str.len_chars() > 0)
+        keys = keys.join(lf.select("rid", "group"), on="rid").select(
+            "rid",
+            pl.lit(prio, pl.UInt8).alias("prio"),
+            pl.concat_str("group", pl.lit(rule.name), "key", separator="|").hash(_SEED).alias("key"),
+        )
+        parts.append(keys)
+    empty = pl.LazyFrame(schema={"rid": pl.UInt32, "prio": pl.UInt8, "key": pl.UInt64})
+    return pl.concat([empty, *parts]).unique().collect()
+
+
+def _unit_id(prio: pl.Expr, hashed: pl.Expr) -> pl.Expr:
+    return prio.cast(pl.UInt64) * _PRIO + hashed // 256
+
+
+def record_units(prep: pl.DataFrame, plan: PartitionPlan) -> pl.DataFrame:
+    """(rid, unit, partition): a record's blocks, with oversized ones replaced by windows."""
+    keys = record_keys(prep, plan.rules)
+    plain = keys.join(plan.windows.select("key").unique(), on="key", how="anti").select(
+        "rid", unit=_unit_id(pl.col("prio"), pl.col("key"))
+    )
+    windowed = keys.join(plan.windows.select("key").unique(), on="key", how="semi")
+    windowed = (
+        windowed.join(prep.select("rid", "sort_key"), on="rid")
+        .sort("sort_key")
+        .join_asof(
+            plan.windows.sort("bound"), left_on="sort_key", right_on="bound", by="key", check_sortedness=False
+        )
+        # a record in bucket b belongs to windows b-1 and b; window w spans buckets w and w+1
+        .with_columns(w=pl.concat_list(pl.col("bucket") - 1, pl.col("bucket")))
+        .explode("w")
+        .filter(pl.col("w").is_between(0, pl.col("n_buckets") - 2))
+        .select("rid", unit=_unit_id(pl.col("prio"), pl.struct("key", "w").hash(_SEED)))
+    )
+    units = pl.concat([plain, windowed])
+    return units.join(plan.heavy, on="unit", how="left").with_columns(
+        partition=pl.col("partition").fill_null((pl.col("unit") % plan.n_partitions).cast(pl.Int32))
+    )
+
+
+def _pair_cost(n: pl.Expr, sq: pl.Expr, within_source: bool) -> pl.Expr:
+    """Pairs a block enumerates: all pairs, or only those across sources (sq = sum of n_s^2)."""
+    return ((n * n - n) / 2) if within_source else ((n * n - sq) / 2)
+
+
+def plan_partitions(
+    records: pa.Table | pl.DataFrame,
+    rules: Sequence[BlockingRule] | None = None,
+    n_partitions: int = 8,
+    *,
+    max_block: int = 200,
+    top_k: int = 3,
+    within_source: bool = False,
+    groups: dict[str, str] | None = None,
+) -> PartitionPlan:
+    """Plan units and their partitions from key counts (one cheap pass over all records).
+
+    Skew guard: a block with more than ``max_block`` records is cut, in
+    (year, title) order, into buckets of ``max_block // 2`` and paired only
+    within windows of two adjacent buckets (sorted neighbourhood), so no unit
+    enumerates more than ~``max_block^2 / 2`` pairs. Balance: units costing more
+    than 1/8 of a partition's fair share are placed largest first on the least
+    loaded partition; the many small ones are spread by hash.
+    """
+    rules = tuple(rules or default_rules())
+    groups = dict(groups or DEFAULT_GROUPS)
+    prep = _prepared(records, groups)
+    keys = record_keys(prep, rules)
+    step = max(max_block // 2, 1)
+    per_source = keys.join(prep.select("rid", "src"), on="rid").group_by("prio", "key", "src").len("c")
+    blocks = per_source.group_by("prio", "key").agg(
+        n=pl.col("c").sum().cast(pl.Float64), sq=(pl.col("c").cast(pl.Float64) ** 2).sum()
+    )
+    big = blocks.filter(pl.col("n") > max_block).select("key")
+    members = (
+        keys.join(big, on="key", how="semi")
+        .join(prep.select("rid", "sort_key", "src"), on="rid")
+        .sort("key", "sort_key")
+        .with_columns(pos=pl.int_range(pl.len()).over("key"))
+        .with_columns(bucket=(pl.col("pos") // step).cast(pl.Int32))
+    )
+    windows = (
+        members.filter(pl.col("pos") % step == 0)
+        .select(
+            "key",
+            bound=pl.when(pl.col("pos") == 0).then(0).otherwise("sort_key").cast(pl.UInt64),
+            bucket="bucket",
+        )
+        .with_columns(n_buckets=(pl.col("bucket").max() + 1).over("key"))
+    )
+    window_cost = (
+        members.with_columns(w=pl.concat_list(pl.col("bucket") - 1, "bucket"))
+        .explode("w")
+        .with_columns(n_buckets=(pl.col("bucket").max() + 1).over("key"))
+        .filter(pl.col("w").is_between(0, pl.col("n_buckets") - 2))
+        .group_by("prio", "key", "w", "src")
+        .len("c")
+        .group_by("prio", "key", "w")
+        .agg(n=pl.col("c").sum().cast(pl.Float64), sq=(pl.col("c").cast(pl.Float64) ** 2).sum())
+        .select(unit=_unit_id(pl.col("prio"), pl.struct("key", "w").hash(_SEED)), n="n", sq="sq")
+    )
+    plain_cost = blocks.join(big, on="key", how="anti").select(
+        unit=_unit_id(pl.col("prio"), pl.col("key")), n="n", sq="sq"
+    )
+    units = (
+        pl.concat([plain_cost, window_cost])
+        .select("unit", cost=_pair_cost(pl.col("n"), pl.col("sq"), within_source))
+        .filter(pl.col("cost") > 0)
+    )
+    heavy, costs = _balance(units, n_partitions)
+    return PartitionPlan(rules, n_partitions, heavy, windows, costs, top_k, within_source, groups)
+
+
+def _balance(units: pl.DataFrame, n_partitions: int) -> tuple[pl.DataFrame, np.ndarray]:
+    """Longest-processing-time placement of heavy units over the hash-spread light load."""
+    fair = units["cost"].sum() / n_partitions
+    is_heavy = pl.col("cost") > fair / 8
+    light = (
+        units.filter(~is_heavy)
+        .group_by(part=(pl.col("unit") % n_partitions).cast(pl.Int64))
+        .agg(pl.col("cost").sum())
+    )
+    costs = np.zeros(n_partitions)
+    costs[light["part"].to_numpy()] = light["cost"].to_numpy()
+    heavy = units.filter(is_heavy).sort("cost", "unit", descending=True)
+    loads = [(float(c), p) for p, c in enumerate(costs)]
+    heapq.heapify(loads)
+    assigned = []
+    for cost in heavy["cost"].to_list():  # at most 8 * n_partitions heavy units by construction
+        load, part = heapq.heappop(loads)
+        assigned.append(part)
+        costs[part] += cost
+        heapq.heappush(loads, (load + cost, part))
+    table = heavy.select("unit").with_columns(partition=pl.Series(assigned, dtype=pl.Int32))
+    return table, costs
+
+
+def candidate_pairs(
+    records: pa.Table | pl.DataFrame,
+    plan: PartitionPlan,
+    partition: int,
+    *,
+    prepared: pl.DataFrame | None = None,
+) -> pa.Table:
+    """CANDIDATE_PAIRS owned by one partition, computed from records alone.
+
+    ``records`` may be all records or any superset of the partition's members;
+    ``prepared`` (from ``prepare_for(plan, records)``) skips re-normalising when
+    one process runs many partitions.
+    """
+    prep = prepared if prepared is not None else prepare_for(plan, records)
+    units = record_units(prep, plan)
+    mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
+    side = prep.select("rid", "src", "name_norm", "year")
+    pairs = (
+        mine.join(mine, on="unit", suffix="_r")
+        .filter(pl.col("rid") < pl.col("rid_r"))
+        .join(side, on="rid")
+        .join(side, left_on="rid_r", right_on="rid", suffix="_r")
+    )
+    if not plan.within_source:
+        pairs = pairs.filter(pl.col("src") != pl.col("src_r"))
+    pairs = _top_k(pairs, {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)})
+    owned = _owned(pairs.select("rid", "rid_r", "unit"), units)
+    return _to_table(owned, prep, plan, partition)
+
+
+def prepare_for(plan: PartitionPlan, records: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """Records normalised once, for running several partitions in one process."""
+    return _prepared(records, plan.groups)
+
+
+def _cheap_score(pairs: pl.DataFrame) -> np.ndarray:
+    left = pairs["name_norm"].fill_null("").to_list()
+    right = pairs["name_norm_r"].fill_null("").to_list()
+    ratio = process.cpdist(left, right, scorer=fuzz.ratio, workers=-1, dtype=np.float32) / 100
+    gap = (pairs["year"] - pairs["year_r"]).abs().fill_null(0).clip(0, 10).to_numpy()
+    return ratio - 0.03 * gap
+
+
+def _top_k(pairs: pl.DataFrame, k_by_prio: dict[int, int]) -> pl.DataFrame:
+    """Keep a pair if it is among the k best of either record, per unit and other source."""
+    scored = pairs.with_columns(score=pl.Series(_cheap_score(pairs), dtype=pl.Float32))
+    k = (pl.col("unit") // _PRIO).replace_strict(k_by_prio, return_dtype=pl.UInt32)
+    rank_l = pl.col("score").rank("ordinal", descending=True).over("unit", "rid", "src_r")
+    rank_r = pl.col("score").rank("ordinal", descending=True).over("unit", "rid_r", "src")
+    # ordinal ties follow row order: sort first so every run breaks them the same way
+    return scored.sort("unit", "rid", "rid_r").filter((rank_l <= k) | (rank_r <= k))
+
+
+def _owned(pairs: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame:
+    """Pairs whose unit is the smallest unit both records share (one owner per pair)."""
+    lists = units.group_by("rid").agg(units=pl.col("unit"))
+    with_lists = pairs.join(lists, on="rid").join(lists, left_on="rid_r", right_on="rid", suffix="_r")
+    owner = pl.col("units").list.set_intersection(pl.col("units_r")).list.min()
+    return with_lists.filter(owner == pl.col("unit")).select("rid", "rid_r", "unit")
+
+
+def _to_table(owned: pl.DataFrame, prep: pl.DataFrame, plan: PartitionPlan, partition: int) -> pa.Table:
+    ids = prep.select("rid", "source", "source_id")
+    names = {prio: rule.name for prio, rule in enumerate(plan.rules)}
+    out = (
+        owned.join(ids, on="rid")
+        .join(ids, left_on="rid_r", right_on="rid", suffix="_r")
+        .sort("rid", "rid_r")
+        .select(
+            left_source="source",
+            left_id="source_id",
+            right_source="source_r",
+            right_id="source_id_r",
+            partition=pl.lit(partition, pl.Int32),
+            rule=(pl.col("unit") // _PRIO).replace_strict(names, return_dtype=pl.String),
+        )
+    )
+    return conform(out.to_arrow(), CANDIDATE_PAIRS)
+
+
+def all_candidate_pairs(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -> pa.Table:
+    """Every partition in turn in this process: for tests, analysis and small data."""
+    prep = prepare_for(plan, records)
+    parts = [candidate_pairs(records, plan, p, prepared=prep) for p in range(plan.n_partitions)]
+    return pa.concat_tables(parts)

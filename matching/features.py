@@ -1,0 +1,231 @@
+"""Pair features, computed on whole columns: one polars join, then vector scorers.
+
+Every feature is a named entry in ``FEATURE_REGISTRY`` with a one-line meaning,
+so a user can print what the model sees (like Splink's comparison library).
+String similarities run in rapidfuzz's ``process.cpdist`` over entire columns
+with all cores; everything else is a polars expression. No per-pair Python.
+
+Missing stays missing: a feature is null when either side lacks the input
+(LightGBM learns its own direction for missing), never a silent zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import JaroWinkler
+
+from matching.normalize import fold, prepare
+from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform
+
+_KEYS = ["left_source", "left_id", "right_source", "right_id"]
+_SIDE = [
+    "source", "source_id", "type", "is_person", "name_folded", "name_norm", "titles", "sequel", "year", "end_year",
+    "runtime_min", "directors_norm", "cast_norm", "writers_norm", "countries_norm", "languages_norm",
+    "genres_norm", "parent_norm", "season", "episode", "title_count",
+]  # fmt: skip
+
+
+class PairFrame:
+    """The joined pair frame (``df``: left columns plain, right ones suffixed ``_r``) plus caches.
+
+    Turning a string column into Python lists for rapidfuzz costs more than a
+    scorer itself, so each column is converted once and shared by every
+    feature, and each (column, scorer) result is computed once.
+    """
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self.df = df
+        self._strings: dict[str, tuple[list[str], list[str], np.ndarray]] = {}
+        self._scores: dict[tuple[str, Callable, Callable | None], np.ndarray] = {}
+
+    def strings(self, column: str) -> tuple[list[str], list[str], np.ndarray]:
+        """Left and right values ('' for null) and a mask of pairs missing either side."""
+        if column not in self._strings:
+            left, right = self.df[column], self.df[f"{column}_r"]
+            missing = (left.is_null() | right.is_null()).to_numpy()
+            self._strings[column] = (left.fill_null("").to_list(), right.fill_null("").to_list(), missing)
+        return self._strings[column]
+
+    def score(self, column: str, scorer: Callable, processor: Callable | None = None) -> np.ndarray:
+        """0..1 similarity per pair, NaN where either side is missing; read-only, cached."""
+        key = (column, scorer, processor)
+        if key not in self._scores:
+            left, right, missing = self.strings(column)
+            result = process.cpdist(
+                left, right, scorer=scorer, processor=processor, workers=-1, dtype=np.float32
+            )
+            if scorer is not JaroWinkler.normalized_similarity:
+                result /= np.float32(100.0)
+            result[missing] = np.nan
+            result.flags.writeable = False
+            self._scores[key] = result
+        return self._scores[key]
+
+
+Compute = Callable[[PairFrame], pl.Expr | np.ndarray]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A named pair feature: ``compute`` maps a PairFrame to an expression or a float array."""
+
+    name: str
+    doc: str
+    compute: Compute
+
+
+def _both(column: str) -> pl.Expr:
+    return pl.col(column).is_not_null() & pl.col(f"{column}_r").is_not_null()
+
+
+def _fuzz(column: str, scorer: Callable, processor: Callable | None = None) -> Compute:
+    """0..1 similarity of a string column on both sides; null where either is missing."""
+    return lambda pf: pf.score(column, scorer, processor)
+
+
+def _alias_best(pf: PairFrame) -> np.ndarray:
+    """Best token-sort ratio over all title forms; only pairs with aliases pay for the cross product."""
+    forms = pf.df.select(row=pl.int_range(pl.len(), dtype=pl.UInt32), left="titles", right="titles_r").filter(
+        (pl.col("left").list.len() > 1) | (pl.col("right").list.len() > 1)
+    )
+    crossed = forms.explode("left").explode("right").drop_nulls()
+    score = process.cpdist(
+        crossed["left"].to_list(), crossed["right"].to_list(), scorer=fuzz.token_sort_ratio, workers=-1
+    )
+    best = crossed.select("row", s=pl.Series(score / 100, dtype=pl.Float32)).group_by("row").agg(pl.max("s"))
+    out = pf.score("name_norm", fuzz.token_sort_ratio).copy()
+    out[best["row"].to_numpy()] = best["s"].to_numpy()
+    return out
+
+
+def _set_similarity(column: str, overlap: bool = False) -> Compute:
+    """Jaccard (or overlap coefficient: shared / smaller set) of two lists; null if either is empty."""
+    left, right = pl.col(column), pl.col(f"{column}_r")
+    shared = left.list.set_intersection(right).list.len()
+    denom = (
+        pl.min_horizontal(left.list.len(), right.list.len())
+        if overlap
+        else left.list.set_union(right).list.len()
+    )
+    present = (left.list.len() > 0) & (right.list.len() > 0)
+    return lambda pf: pl.when(present).then(shared / denom)
+
+
+def _diff(column: str, where: pl.Expr | None = None) -> Compute:
+    """Absolute difference; null when either side is missing or ``where`` is false."""
+    value = (pl.col(column) - pl.col(f"{column}_r")).abs()
+    return lambda pf: value if where is None else pl.when(where).then(value)
+
+
+_WORKS = ~pl.col("is_person") & ~pl.col("is_person_r")
+_PEOPLE = pl.col("is_person") & pl.col("is_person_r")
+
+
+def _rel_runtime(pf: PairFrame) -> pl.Expr:
+    left, right = pl.col("runtime_min"), pl.col("runtime_min_r")
+    return (left - right).abs() / pl.max_horizontal(left, right).clip(lower_bound=1.0)
+
+
+def _sequel_mismatch(pf: PairFrame) -> pl.Expr:
+    """'Knives Out' vs 'Knives Out 2' -> 1; no number reads as instalment 1."""
+    differ = pl.col("sequel").fill_null(1) != pl.col("sequel_r").fill_null(1)
+    return pl.when(_WORKS & _both("name_norm")).then(differ)
+
+
+def _episode_match(pf: PairFrame) -> pl.Expr:
+    same = (pl.col("season") == pl.col("season_r")) & (pl.col("episode") == pl.col("episode_r"))
+    return pl.when(_both("season") & _both("episode")).then(same)
+
+
+def _title_freq(pf: PairFrame) -> pl.Expr:
+    """log2 of how many records carry the more common of the two titles: 'Mother' is weak evidence."""
+    return pl.max_horizontal("title_count", "title_count_r").log(2)
+
+
+FEATURE_REGISTRY: tuple[Feature, ...] = (
+    Feature("title_ratio", "edit-distance ratio of normalised titles/names", _fuzz("name_norm", fuzz.ratio)),
+    Feature("title_token_set", "token-set ratio of normalised titles: subtitle-tolerant",
+            _fuzz("name_norm", fuzz.token_set_ratio)),
+    Feature("title_token_sort", "token-sort ratio of normalised titles: word-order-tolerant",
+            _fuzz("name_norm", fuzz.token_sort_ratio)),
+    Feature("title_jaro_winkler", "Jaro-Winkler of normalised titles: prefix-weighted",
+            _fuzz("name_norm", JaroWinkler.normalized_similarity)),
+    Feature("title_ratio_raw", "ratio of original titles, only case and accents folded",
+            _fuzz("name_folded", fuzz.ratio)),
+    Feature("alias_best", "best token-sort ratio over all title forms (name and aliases)", _alias_best),
+    Feature("title_freq", "log2 count of records sharing the commoner normalised title", _title_freq),
+    Feature("sequel_mismatch", "1 if the sequel numbers differ ('Rocky IV' = 'Rocky 4')", _sequel_mismatch),
+    Feature("year_diff", "absolute release/start year difference (works)", _diff("year", _WORKS)),
+    Feature("end_year_diff", "absolute end year difference (series)", _diff("end_year", _WORKS)),
+    Feature("birth_year_diff", "absolute birth year difference (people)", _diff("year", _PEOPLE)),
+    Feature("death_year_diff", "absolute death year difference (people)", _diff("end_year", _PEOPLE)),
+    Feature("runtime_diff", "absolute runtime difference in minutes", _diff("runtime_min")),
+    Feature("runtime_rel_diff", "runtime difference relative to the longer runtime", _rel_runtime),
+    Feature("directors_jaccard", "Jaccard of normalised director names", _set_similarity("directors_norm")),
+    Feature("cast_overlap", "shared cast / smaller cast list", _set_similarity("cast_norm", overlap=True)),
+    Feature("writers_jaccard", "Jaccard of normalised writer names", _set_similarity("writers_norm")),
+    Feature("country_jaccard", "Jaccard of countries", _set_similarity("countries_norm")),
+    Feature("language_jaccard", "Jaccard of original languages", _set_similarity("languages_norm")),
+    Feature("genre_jaccard", "Jaccard of genres (source vocabularies differ: weak)", _set_similarity("genres_norm")),
+    Feature("type_match", "1 if both records have the same entity type",
+            lambda pf: pl.col("type") == pl.col("type_r")),
+    Feature("episode_match", "1 if season and episode numbers agree", _episode_match),
+    Feature("parent_ratio", "ratio of the parent series titles (episodes)", _fuzz("parent_norm", fuzz.ratio)),
+)  # fmt: skip
+
+
+def describe_features() -> pl.DataFrame:
+    """The registry as a table: name and meaning of every feature column."""
+    return pl.DataFrame(
+        {"feature": [f.name for f in FEATURE_REGISTRY], "doc": [f.doc for f in FEATURE_REGISTRY]}
+    )
+
+
+def prepare_features(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """Normalised records with the global title count; compute once, reuse for every partition.
+
+    The title count must come from all records, not one partition's pairs,
+    or a common title looks rare wherever it is split.
+    """
+    table = records if isinstance(records, pa.Table) else records.to_arrow()
+    prep = prepare(pl.from_arrow(conform(table, RECORDS)))
+    return prep.with_columns(
+        name_folded=fold(pl.col("name")), title_count=pl.len().over("name_norm").cast(pl.Float32)
+    ).select(_SIDE)
+
+
+def pair_features(
+    pairs: pa.Table,
+    records: pa.Table | pl.DataFrame | None = None,
+    *,
+    prepared: pl.DataFrame | None = None,
+    features: tuple[Feature, ...] = FEATURE_REGISTRY,
+) -> pa.Table:
+    """FEATURES for CANDIDATE_PAIRS: pair keys, partition, one float32 column per feature."""
+    if prepared is None:
+        if records is None:
+            raise ValueError("pair_features needs records or prepared")
+        prepared = prepare_features(records)
+    pairs_df = pl.from_arrow(conform(pairs, CANDIDATE_PAIRS))
+    left = prepared.rename({"source": "left_source", "source_id": "left_id"})
+    right = prepared.rename({c: f"{c}_r" for c in prepared.columns})
+    joined = pairs_df.join(left, on=["left_source", "left_id"], how="left").join(
+        right, left_on=["right_source", "right_id"], right_on=["source_r", "source_id_r"], how="left"
+    )
+    frame = PairFrame(joined)
+    exprs, arrays = {}, {}
+    for feature in features:
+        value = feature.compute(frame)
+        if isinstance(value, pl.Expr):
+            exprs[feature.name] = value.cast(pl.Float32)
+        else:
+            arrays[feature.name] = pl.Series(feature.name, value, dtype=pl.Float32).fill_nan(None)
+    computed = joined.select(*_KEYS, "partition", **exprs).with_columns(**arrays)
+    ordered = computed.select(*_KEYS, "partition", *[f.name for f in features])
+    return conform(ordered.to_arrow(), FEATURES, extra=pa.float32())

@@ -1,0 +1,109 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from matching.blocking import (
+    all_candidate_pairs,
+    candidate_pairs,
+    plan_partitions,
+    prepare_for,
+    record_units,
+    shared_people,
+    title_exact,
+)
+from tests.matching.builders import movie, person, records
+
+KEYS = ["left_source", "left_id", "right_source", "right_id"]
+
+
+def _catalogue(n: int = 600, seed: int = 0):
+    """Three sources sharing films whose titles overlap in several keys (tokens, prefixes, years)."""
+    rng = np.random.default_rng(seed)
+    words = ["love", "night", "man", "day", "dark", "house", "blue", "city", "star", "war"]
+    rows = []
+    for i in range(n):
+        title = f"{rng.choice(words)} {rng.choice(words)} {i % 40}".title()
+        year = int(rng.integers(1960, 2020))
+        for source in ("imdb", "tmdb", "tvdb"):
+            if rng.random() < 0.8:
+                rows.append(movie(source, f"{i}", title, year + int(rng.integers(-1, 2)), directors=["Ann Lee"]))
+        if i % 3 == 0:
+            rows.append(person("imdb", f"p{i}", f"Ann{i} Lee"))
+            rows.append(person("tmdb", f"p{i}", f"Lee, Ann{i}"))
+    return records(rows)
+
+
+def _keys(table) -> pl.DataFrame:
+    return pl.from_arrow(table).select(KEYS).sort(KEYS)
+
+
+@pytest.mark.parametrize("n_partitions", [2, 5, 16])
+def test_pairs_exactly_once_across_partitions(n_partitions: int) -> None:
+    recs = _catalogue()
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan_partitions(recs, n_partitions=n_partitions, max_block=40)))
+    assert pairs.height > 0
+    assert not pairs.select(pl.struct(KEYS).is_duplicated().any()).item()
+    single = all_candidate_pairs(recs, plan_partitions(recs, n_partitions=1, max_block=40))
+    assert pairs.select(KEYS).sort(KEYS).equals(_keys(single))
+    assert set(pairs["partition"].unique()) <= set(range(n_partitions))
+
+
+def test_partition_runs_alone_on_its_own_records() -> None:
+    """A partition given only the records of its units emits the same pairs as with all records."""
+    recs = _catalogue()
+    plan = plan_partitions(recs, n_partitions=4, max_block=40)
+    prep = prepare_for(plan, recs)
+    members = record_units(prep, plan).filter(pl.col("partition") == 2).select("rid").unique()
+    ids = prep.join(members, on="rid").select("source", "source_id")
+    subset = pl.from_arrow(recs).join(ids, on=["source", "source_id"])
+    assert _keys(candidate_pairs(subset, plan, 2)).equals(_keys(candidate_pairs(recs, plan, 2)))
+
+
+def test_prolific_director_is_windowed_and_balanced() -> None:
+    rows = []
+    for i in range(5000):
+        for source in ("a", "b"):
+            rows.append(movie(source, f"{i}", f"Film number {i}", 1950 + i % 60, directors=["Woody Allen"]))
+    recs = records(rows)
+    plan = plan_partitions(recs, [shared_people("directors")], n_partitions=8, max_block=200)
+    units = record_units(prepare_for(plan, recs), plan)
+    assert units.group_by("unit").len()["len"].max() <= 200
+    assert plan.costs.max() / np.median(plan.costs) < 2
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan))
+    per_part = pairs.group_by("partition").len()["len"]
+    assert per_part.len() == 8
+    assert per_part.max() / per_part.median() < 2
+    # sorted neighbourhood by (year, title) still finds each film's twin
+    twins = pairs.filter(pl.col("left_id") == pl.col("right_id")).height
+    assert twins >= 0.99 * 5000
+
+
+def test_only_compatible_types_pair() -> None:
+    recs = records([
+        movie("a", "1", "Madonna", 1990), person("b", "1", "Madonna", 1958),
+        {"source": "b", "source_id": "2", "type": "series", "name": "Madonna", "year": 1990},
+    ])  # fmt: skip
+    assert all_candidate_pairs(recs, plan_partitions(recs, [title_exact()])).num_rows == 0
+    merged = plan_partitions(recs, [title_exact()], groups={"movie": "work", "series": "work"})
+    assert _keys(all_candidate_pairs(recs, merged)).rows() == [("a", "1", "b", "2")]
+
+
+def test_within_source_is_a_parameter() -> None:
+    recs = records([movie("a", "1", "Heat", 1995), movie("a", "2", "Heat", 1995), movie("b", "1", "Heat", 1995)])
+    cross = _keys(all_candidate_pairs(recs, plan_partitions(recs, [title_exact()])))
+    assert cross.rows() == [("a", "1", "b", "1"), ("a", "2", "b", "1")]
+    within = all_candidate_pairs(recs, plan_partitions(recs, [title_exact()], within_source=True))
+    assert within.num_rows == 3
+
+
+def test_rule_column_names_the_first_rule() -> None:
+    recs = records([movie("a", "1", "Rocky IV", 1985), movie("b", "1", "Rocky 4", 1985, directors=["x"])])
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan_partitions(recs)))
+    assert pairs["rule"].to_list() == ["title_exact"]
+
+
+def test_craig_daniel_blocks_with_daniel_craig() -> None:
+    recs = records([person("a", "1", "Craig, Daniel", 1968), person("b", "9", "Daniel Craig", 1968)])
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan_partitions(recs)))
+    assert pairs.select(KEYS).rows() == [("a", "1", "b", "9")]
+    assert pairs["rule"].to_list() == ["person_name_key"]

@@ -1,0 +1,91 @@
+import math
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from matching.features import FEATURE_REGISTRY, describe_features, pair_features
+from schemas.tables import CANDIDATE_PAIRS, conform
+from tests.matching.builders import movie, person, records
+
+
+def _pairs(*pairs: tuple[str, str, str, str]) -> pa.Table:
+    rows = [
+        {"left_source": a, "left_id": b, "right_source": c, "right_id": d, "partition": 0, "rule": "test"}
+        for a, b, c, d in pairs
+    ]
+    return conform(pa.Table.from_pylist(rows, schema=CANDIDATE_PAIRS), CANDIDATE_PAIRS)
+
+
+@pytest.fixture
+def features() -> pl.DataFrame:
+    recs = records([
+        movie("a", "ko", "Knives Out", 2019, runtime_min=130.0, directors=["Rian Johnson"], cast=["Craig, Daniel"]),
+        movie("b", "ko", "Knives Out", 2019, runtime_min=131.0, directors=["rian johnson"],
+              cast=["Daniel Craig", "Ana de Armas"], aliases=["Puñales por la espalda"]),
+        movie("b", "ko2", "Knives Out 2", 2022),
+        movie("b", "go", "Glass Onion: A Knives Out Mystery", None),
+        movie("a", "r4", "Rocky IV", 1985), movie("b", "r4", "Rocky 4", 1985),
+        person("a", "dc", "Craig, Daniel", 1968), person("b", "dc", "Daniel Craig", None),
+    ])  # fmt: skip
+    pairs = _pairs(
+        ("a", "ko", "b", "ko"), ("a", "ko", "b", "ko2"), ("a", "ko", "b", "go"),
+        ("a", "r4", "b", "r4"), ("a", "dc", "b", "dc"),
+    )  # fmt: skip
+    return pl.from_arrow(pair_features(pairs, recs))
+
+
+def _row(df: pl.DataFrame, left: str, right: str) -> dict:
+    return df.filter((pl.col("left_id") == left) & (pl.col("right_id") == right)).row(0, named=True)
+
+
+def test_schema_is_float32_per_registered_feature(features: pl.DataFrame) -> None:
+    names = [f.name for f in FEATURE_REGISTRY]
+    assert features.columns == ["left_source", "left_id", "right_source", "right_id", "partition", *names]
+    assert all(features[n].dtype == pl.Float32 for n in names)
+    assert describe_features().height == len(names)
+
+
+def test_same_film_scores_high(features: pl.DataFrame) -> None:
+    row = _row(features, "ko", "ko")
+    assert row["title_ratio"] == 1.0
+    assert row["year_diff"] == 0.0
+    assert row["runtime_diff"] == 1.0
+    assert row["directors_jaccard"] == 1.0
+    assert row["cast_overlap"] == 1.0  # 'Craig, Daniel' = 'Daniel Craig'
+    assert row["sequel_mismatch"] == 0.0
+    assert row["type_match"] == 1.0
+
+
+def test_sequels_and_spinoffs(features: pl.DataFrame) -> None:
+    assert _row(features, "ko", "ko2")["sequel_mismatch"] == 1.0
+    assert _row(features, "r4", "r4")["sequel_mismatch"] == 0.0
+    assert _row(features, "r4", "r4")["title_ratio"] == 1.0
+    glass = _row(features, "ko", "go")
+    assert glass["sequel_mismatch"] == 0.0
+    assert glass["title_ratio"] < 0.6 < glass["title_token_set"]
+
+
+def test_missing_stays_null(features: pl.DataFrame) -> None:
+    glass = _row(features, "ko", "go")
+    for name in ("year_diff", "runtime_diff", "directors_jaccard", "cast_overlap", "country_jaccard"):
+        assert glass[name] is None, name
+    people = _row(features, "dc", "dc")
+    assert people["birth_year_diff"] is None
+    assert people["year_diff"] is None  # a work feature: null for a person pair
+    assert people["title_ratio"] == 1.0
+    assert not any(isinstance(v, float) and math.isnan(v) for v in people.values())
+
+
+def test_alias_best_uses_alternate_titles() -> None:
+    recs = records([movie("a", "1", "Puñales por la espalda", 2019),
+                    movie("b", "1", "Knives Out", 2019, aliases=["Punales por la Espalda"])])
+    row = pl.from_arrow(pair_features(_pairs(("a", "1", "b", "1")), recs)).row(0, named=True)
+    assert row["alias_best"] == 1.0
+    assert row["title_ratio"] < 0.5
+
+
+def test_title_frequency_counts_all_records() -> None:
+    recs = records([movie(s, str(i), "Mother", 2000 + i) for i in range(4) for s in ("a", "b")])
+    row = pl.from_arrow(pair_features(_pairs(("a", "0", "b", "0")), recs)).row(0, named=True)
+    assert row["title_freq"] == 3.0  # log2(8)

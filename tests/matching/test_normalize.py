@@ -1,0 +1,43 @@
+import polars as pl
+import pytest
+
+from matching.normalize import normalize_person, normalize_title, person_key, sequel_number
+
+
+def _titles(values: list[str | None]) -> pl.DataFrame:
+    df = pl.DataFrame({"t": values}, schema={"t": pl.String})
+    return df.with_columns(n=normalize_title(pl.col("t"))).with_columns(s=sequel_number(pl.col("n")))
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ("Rocky IV", "Rocky 4"),
+        ("The Godfather: Part II", "Godfather Part 2"),
+        ("Harry Potter and the Deathly Hallows – Part One", "Harry Potter and the Deathly Hallows: Part 1"),
+        ("Amélie", "AMELIE"),
+        ("Ocean's Eleven", "Oceans Eleven"),
+        ("L'Amour", "Amour"),
+    ],
+)
+def test_title_variants_normalise_equal(left: str, right: str) -> None:
+    n = _titles([left, right])["n"]
+    assert n[0] == n[1]
+
+
+def test_sequel_numbers() -> None:
+    df = _titles(["Knives Out", "Glass Onion: A Knives Out Mystery", "Knives Out 2", "Rocky IV", "Blade Runner 2049"])
+    assert df["s"].to_list() == [None, None, 2, 4, None]
+
+
+def test_missing_and_empty_titles_stay_null() -> None:
+    assert _titles([None, "!!!", "  "])["n"].to_list() == [None, None, None]
+
+
+def test_person_last_first_order() -> None:
+    df = pl.DataFrame({"p": ["Craig, Daniel", "Daniel Craig", "Penélope Cruz", None]}).with_columns(
+        n=normalize_person(pl.col("p"))
+    )
+    assert df["n"].to_list() == ["daniel craig", "daniel craig", "penelope cruz", None]
+    keys = df.select(person_key(pl.col("n")))["n"].to_list()
+    assert keys[0] == "craig daniel"
