@@ -54,6 +54,9 @@ def _leaf(expr: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr | None]:
     """Render a leaf as text; objects and lists where text belongs become shape errors."""
     if dtype == pl.Null:
         return pl.lit(None, dtype=pl.String), None
+    if isinstance(dtype, pl.Datetime):  # pyarrow reads ISO dates as timestamps: give back the date text
+        with_time = expr.dt.strftime("%Y-%m-%dT%H:%M:%S")
+        return pl.when(expr.dt.time() == pl.time(0)).then(expr.dt.strftime("%Y-%m-%d")).otherwise(with_time), None
     if _is_scalar(dtype):
         return expr.cast(pl.String), None
     found = "a list" if isinstance(dtype, (pl.List, pl.Array)) else "an object"
@@ -92,7 +95,7 @@ def path_expr(path: str, schema: pl.Schema) -> tuple[pl.Expr, pl.Expr | None]:
         return _null(True), _shape_error(expr, f"list items that are {problem}")
     if not _is_scalar(inner_dtype) and inner_dtype != pl.Null:
         return _null(True), _shape_error(expr, "list items that are objects or lists")
-    return expr.list.eval(inner.cast(pl.String)), None
+    return expr.list.eval(_leaf(inner, inner_dtype)[0]), None
 
 
 def _text(value: object) -> str | None:

@@ -116,12 +116,16 @@ def _split_lines(block: bytes) -> list[bytes]:
 
 
 def _has_blank(block: bytes, blank: bytes) -> bool:
-    """Whether any line consists only of ``blank`` bytes, without splitting the block in Python."""
-    chars = re.escape(blank)
-    if re.search(rb"(?:^|\n)[" + chars + rb"]*\n", block):
+    """Whether any line consists only of ``blank`` bytes, without splitting the block in Python.
+
+    The pattern starts with a literal newline so the regex engine skips
+    ahead quickly; the block's first and last lines are checked apart.
+    """
+    if re.search(rb"\n[" + re.escape(blank) + rb"]*\n", block):
         return True
+    head = block.split(b"\n", 1)[0]
     tail = block.rsplit(b"\n", 1)[-1]
-    return bool(tail) and not tail.strip(blank)
+    return not head.strip(blank) or (bool(tail) and not tail.strip(blank))
 
 
 def _line_numbers(block: bytes, first_line: int, blank: bytes, skip: set[int]) -> np.ndarray:

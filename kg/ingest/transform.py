@@ -124,10 +124,21 @@ class _Field:
             text = _clean(text.str.split(self.fm.split).list.first())
         return text
 
-    def value(self) -> pl.Expr:
+    @property
+    def raw_col(self) -> str:
+        return f"__raw_{self.name}"
+
+    def stage(self) -> list[pl.Expr]:
+        """Stage-one columns: the raw text (scalar fields) and the parsed value, computed once."""
         if self.name in LIST_FIELDS:
-            return self._list_value()
-        raw = self.raw()
+            return [self._list_value().alias(self.name)]
+        return [self.raw().alias(self.raw_col)]
+
+    def value(self) -> pl.Expr:
+        """The parsed value from the stage-one raw column (list fields are final after stage one)."""
+        if self.name in LIST_FIELDS:
+            return pl.col(self.name)
+        raw = pl.col(self.raw_col)
         if self.parse == "string":
             return raw if self.name == "abstract" else _name_order(_clean(raw, True), self.fm.name_order)
         if self.parse == "year":
@@ -145,7 +156,7 @@ class _Field:
     def parse_failed(self) -> pl.Expr:
         if self.name in LIST_FIELDS or self.parse == "string":
             return pl.lit(False)
-        return self.raw().is_not_null() & self.value().is_null()
+        return pl.col(self.raw_col).is_not_null() & pl.col(self.name).is_null()
 
     def error(self) -> pl.Expr:
         """Why the row cannot be kept because of this field, or null."""
@@ -153,7 +164,7 @@ class _Field:
         parse = pl.lit(None, pl.String)
         if self.fm.on_error == "quarantine" and self.name not in LIST_FIELDS and self.parse != "string":
             kind = {"year": "a year", "int": "an integer", "float": "a number"}[self.parse]
-            parse = pl.when(self.parse_failed()).then(pl.format("cannot parse '{}' as " + kind, self.raw()))
+            parse = pl.when(self.parse_failed()).then(pl.format("cannot parse '{}' as " + kind, pl.col(self.raw_col)))
         return pl.coalesce([shape, parse])
 
     def raw_text(self) -> pl.Expr:
@@ -193,45 +204,47 @@ def map_chunk(flat: pl.DataFrame, plan: Plan) -> tuple[pl.DataFrame, pl.DataFram
     source_id = _clean(pl.col(f"v{id_slot}"))
     type_value, type_error = _type_expr(plan)
 
+    # Stage one: every raw text and parsed value once; stage two: checks read those columns.
+    staged = flat.with_columns(
+        source_id.alias("source_id"),
+        type_value.alias("type"),
+        *[e for f in fields.values() for e in f.stage()],
+    ).with_columns(f.value().alias(name) for name, f in fields.items() if name not in LIST_FIELDS)
     checks: list[tuple[str, pl.Expr, pl.Expr]] = [
         (
             m.source.id,
-            pl.coalesce([pl.col(f"e{id_slot}"), pl.when(source_id.is_null()).then(pl.lit("missing id"))]),
+            pl.coalesce([pl.col(f"e{id_slot}"), pl.when(pl.col("source_id").is_null()).then(pl.lit("missing id"))]),
             pl.col(f"v{id_slot}"),
         ),
         ("type", type_error, pl.lit(None, pl.String)),
     ]
     checks += [(name, f.error(), f.raw_text()) for name, f in fields.items()]
-    failing = [pl.when(err.is_not_null()).then(pl.lit(name)) for name, err, _ in checks]
-    frame = flat.with_columns(
-        source_id.alias("source_id"),
-        pl.coalesce(failing).alias("__field"),
+    frame = staged.with_columns(
+        pl.coalesce([pl.when(err.is_not_null()).then(pl.lit(name)) for name, err, _ in checks]).alias("__field")
+    )
+    failed = frame.filter(pl.col("__field").is_not_null())
+    bad = failed.select(
+        pl.col("__line").alias("line"),
+        "source_id",
+        pl.col("__field").alias("field"),
         pl.concat_str(
             [pl.when(err.is_not_null()).then(pl.format("{}: {}", pl.lit(name), err)) for name, err, _ in checks],
             separator="; ",
             ignore_nulls=True,
-        ).alias("__reason"),
-        pl.coalesce([pl.when(err.is_not_null()).then(raw) for _, err, raw in checks]).alias("__raw"),
-    )
-    bad = frame.filter(pl.col("__field").is_not_null()).select(
-        pl.col("__line").alias("line"),
-        "source_id",
-        pl.col("__field").alias("field"),
-        pl.col("__reason").alias("reason"),
-        pl.col("__raw").str.slice(0, 1000).alias("raw"),
+        ).alias("reason"),
+        pl.coalesce([pl.when(err.is_not_null()).then(raw) for _, err, raw in checks]).str.slice(0, 1000).alias("raw"),
     )
     good = frame.filter(pl.col("__field").is_null())
     nulled = [f.name for f in fields.values() if f.fm.on_error == "null" and f.parse != "string"]
     counts = good.select([fields[n].parse_failed().sum().alias(n) for n in nulled]).row(0, named=True) if nulled else {}
-    record_cols = []
-    for f in RECORDS:
-        if f.name in ("source", "line", "source_id"):
-            continue
-        if f.name == "type":
-            record_cols.append(type_value.alias("type"))
-        elif f.name in fields:
-            record_cols.append(fields[f.name].value().alias(f.name))
-        else:
-            record_cols.append(pl.lit(None, dtype=_RECORD_DTYPES[f.name]).alias(f.name))
-    records = good.select(pl.col("__line").alias("line"), "source_id", *record_cols)
+    records = good.select(
+        pl.col("__line").alias("line"),
+        *[
+            pl.col(f.name)
+            if f.name in fields or f.name in ("source_id", "type")
+            else pl.lit(None, dtype=_RECORD_DTYPES[f.name]).alias(f.name)
+            for f in RECORDS
+            if f.name not in ("source", "line")
+        ],
+    )
     return records, bad, {k: int(v) for k, v in counts.items() if v}

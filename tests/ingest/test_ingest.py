@@ -188,3 +188,10 @@ def test_runtime_units_and_list_splitting(tmp_path):
     _, records, _ = run(tmp_path, jsonl(rows), fields=fields)
     assert records["runtime_min"].to_list() == [90.0]
     assert records["genres"].to_list() == [["Drama", "Crime", "Thriller"]]
+
+
+def test_iso_dates_read_as_timestamps_come_back_as_text(tmp_path):
+    fields = {"name": "title", "aliases": "dates[]", "year": "d"}
+    rows = [{"id": "1", "title": "A", "d": "2019-11-27", "dates": ["2019-11-27"]}]
+    _, records, _ = run(tmp_path, jsonl(rows), fields=fields)
+    assert records.select("year", "aliases").rows() == [(2019, ["2019-11-27"])]
