@@ -24,10 +24,8 @@ console = Console()
 def print_ingest(reports: list) -> None:
     """One line per source: rows in = records + quarantined, and where each table went."""
     table = Table(title="ingest", title_justify="left")
-    for col in ("source", "files", "rows in", "records", "quarantined", "MB/s", "records →", "quarantine →"):
-        table.add_column(
-            col, justify="right" if col in ("files", "rows in", "records", "quarantined", "MB/s") else "left"
-        )
+    for col in ("source", "files", "rows in", "records", "quarantined", "MB/s"):
+        table.add_column(col, justify="left" if col == "source" else "right")
     for r in reports:
         rate = r.bytes_in / 1e6 / r.seconds if r.seconds else 0.0
         table.add_row(
@@ -37,10 +35,10 @@ def print_ingest(reports: list) -> None:
             f"{r.records:,}",
             f"{r.quarantined:,}",
             f"{rate:,.1f}",
-            str(r.records_path),
-            str(r.quarantine_path),
         )
     console.print(table)
+    for r in reports:
+        console.print(f"{r.source}: records → {r.records_path}, quarantine → {r.quarantine_path}", soft_wrap=True)
     for r in reports:
         for f in r.files:
             if f.empty:
@@ -78,10 +76,19 @@ def demo(
     run_demo(out, entities=entities, seed=seed, console=console)
 
 
+def _register_store() -> None:
+    from kg.store.cli import register
+
+    register(app)
+
+
+_register_store()
+
+
 def main() -> None:
     """Entry point that turns the toolkit's own errors into one clear line and exit code 2."""
     try:
         app()
     except KGError as exc:
-        console.print(f"[red]error[/]: {exc}", highlight=False)
+        console.print(f"[red]error[/]: {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from exc
