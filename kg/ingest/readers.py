@@ -18,6 +18,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -306,7 +307,17 @@ READERS = {"jsonl": read_jsonl, "csv": read_csv, "json": read_json_array}
 
 
 def read_chunks(path: Path, spec: SourceSpec) -> Iterator[Chunk]:
-    """Chunks of ``path`` read with the reader its mapping's format names."""
+    """Chunks of ``path`` read with the reader its mapping's format names.
+
+    The next chunk is parsed on a worker thread while the caller maps the
+    current one: pyarrow and polars both release the GIL, so reading and
+    mapping overlap, at the cost of one more block in memory.
+    """
     if not path.is_file():
         raise IngestError(str(path), None, None, "no such file")
-    return READERS[spec.format](path, spec)
+    chunks = READERS[spec.format](path, spec)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kg-read") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
