@@ -28,12 +28,17 @@ UNITS = {"minutes": 1.0, "seconds": 1 / 60, "hours": 60.0}
 _PATH = re.compile(r"^[^\[\]]+(\[\])?(\.[^\[\]]+(\[\])?)*$")
 
 
-def split_path(path: str) -> list[tuple[str, bool]]:
-    """``"credits.cast[].name"`` → ``[("credits", False), ("cast", True), ("name", False)]``.
+def split_path(path: str) -> tuple[list[str], list[str], bool]:
+    """``"credits.cast[].name"`` → ``(["credits", "cast"], ["name"], True)``.
 
-    The bool marks a list whose elements the rest of the path applies to.
+    The head leads to the value (ending at the list, when there is one); the
+    tail applies to each list item; the bool says whether there is a list.
     """
-    return [(part.removesuffix("[]"), part.endswith("[]")) for part in path.split(".")]
+    names = [part.removesuffix("[]") for part in path.split(".")]
+    list_at = next((i for i, part in enumerate(path.split(".")) if part.endswith("[]")), None)
+    if list_at is None:
+        return names, [], False
+    return names[: list_at + 1], names[list_at + 1 :], True
 
 
 class FieldMap(BaseModel):

@@ -14,8 +14,6 @@ as text (numbers as polars prints them) and parsed later, in one place.
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
 
 from kg.ingest.mapping import split_path
@@ -69,14 +67,10 @@ def path_expr(path: str, schema: pl.Schema) -> tuple[pl.Expr, pl.Expr | None]:
     A path with ``[]`` yields ``List[String]``; a scalar found where a list was
     expected counts as a one-element list (sources often write a lone value).
     """
-    parts = split_path(path)
-    names = [p for p, _ in parts]
-    list_at = next((i for i, (_, is_list) in enumerate(parts) if is_list), None)
-    as_list = list_at is not None
-    if names[0] not in schema:
+    head, tail, as_list = split_path(path)
+    if head[0] not in schema:
         return _null(as_list), None
-    head = list_at + 1 if as_list else len(names)
-    expr, dtype, problem = _walk(pl.col(names[0]), schema[names[0]], names[1:head])
+    expr, dtype, problem = _walk(pl.col(head[0]), schema[head[0]], head[1:])
     if expr is None:
         return _null(as_list), None
     if problem is not None:
@@ -88,7 +82,7 @@ def path_expr(path: str, schema: pl.Schema) -> tuple[pl.Expr, pl.Expr | None]:
     if not isinstance(dtype, pl.List):
         value, error = _leaf(expr, dtype)
         return pl.when(value.is_not_null()).then(pl.concat_list([value])), error
-    inner, inner_dtype, problem = _walk(pl.element(), dtype.inner, names[head:])
+    inner, inner_dtype, problem = _walk(pl.element(), dtype.inner, tail)
     if inner is None:
         return _null(True), None
     if problem is not None:
@@ -121,14 +115,11 @@ def _get(obj: object, names: list[str]) -> tuple[object, str | None]:
 
 def path_value(obj: dict, path: str) -> tuple[object, str | None]:
     """Slow-path twin of :func:`path_expr` for one parsed JSON object."""
-    parts = split_path(path)
-    names = [p for p, _ in parts]
-    list_at = next((i for i, (_, is_list) in enumerate(parts) if is_list), None)
-    head = len(names) if list_at is None else list_at + 1
-    value, problem = _get(obj, names[:head])
+    head, tail, as_list = split_path(path)
+    value, problem = _get(obj, head)
     if problem is not None:
         return None, f"expected text or a number, found {problem}"
-    if list_at is None:
+    if not as_list:
         try:
             return _text(value), None
         except TypeError as exc:
@@ -143,7 +134,7 @@ def path_value(obj: dict, path: str) -> tuple[object, str | None]:
         return [text], None
     out = []
     for item in value:
-        leaf, problem = _get(item, names[head:])
+        leaf, problem = _get(item, tail)
         if problem is not None:
             return None, f"expected text or a number, found list items that are {problem}"
         try:
@@ -151,8 +142,3 @@ def path_value(obj: dict, path: str) -> tuple[object, str | None]:
         except TypeError:
             return None, "expected text or a number, found list items that are objects or lists"
     return out, None
-
-
-def dumps(obj: object) -> str:
-    """Compact JSON for quarantine's ``raw`` column."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

@@ -135,9 +135,7 @@ class _Field:
         return [self.raw().alias(self.raw_col)]
 
     def value(self) -> pl.Expr:
-        """The parsed value from the stage-one raw column (list fields are final after stage one)."""
-        if self.name in LIST_FIELDS:
-            return pl.col(self.name)
+        """The parsed value of a scalar field, from its stage-one raw column (list fields are final after stage one)."""
         raw = pl.col(self.raw_col)
         if self.parse == "string":
             return raw if self.name == "abstract" else _name_order(_clean(raw, True), self.fm.name_order)
