@@ -29,7 +29,7 @@ lint: $(STAMP)
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
 	.lockenv/bin/python -m pip install --quiet --upgrade pip
-	.lockenv/bin/python -m pip install --quiet ".[dev]"
+	.lockenv/bin/python -m pip install --quiet ".[dev,bench]"
 	.lockenv/bin/python -m pip freeze --exclude-editable | grep -v '^kg-toolkit' > requirements.lock
 	rm -rf .lockenv
 
