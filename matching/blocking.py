@@ -18,9 +18,13 @@ penalty), so a large block costs ``n * k`` pairs downstream, not ``n^2``.
 
 from __future__ import annotations
 
+import functools
 import heapq
+import importlib
+import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -52,9 +56,16 @@ class BlockingRule:
     keys: KeyFn = field(repr=False)
     types: frozenset[str] | None = None
     top_k: int | None = None  # partners kept per record and unit; None: the plan's top_k
+    spec: tuple | None = field(default=None, repr=False, compare=False)  # (module, factory, args, kwargs)
 
     def __str__(self) -> str:
         return self.name
+
+    def __reduce__(self):
+        """Pickle as the factory call that built the rule: key functions are closures pickle cannot carry."""
+        if self.spec is None:
+            raise TypeError(f"blocking rule {self.name!r} was not made by a @blocking_rule factory; cannot ship it")
+        return _rebuild, (self.spec, self.types, self.top_k)
 
     def only(self, types: Iterable[str]) -> BlockingRule:
         """The same rule applied to these entity types only."""
@@ -63,6 +74,23 @@ class BlockingRule:
     def keep(self, top_k: int) -> BlockingRule:
         """The same rule keeping only ``top_k`` partners per record in each of its blocks."""
         return replace(self, top_k=top_k)
+
+
+def blocking_rule(factory: Callable[..., BlockingRule]) -> Callable[..., BlockingRule]:
+    """Mark a module-level rule factory so its rules can be pickled to workers and saved with a plan."""
+
+    @functools.wraps(factory)
+    def make(*args, **kwargs) -> BlockingRule:
+        rule = factory(*args, **kwargs)
+        return replace(rule, spec=(factory.__module__, factory.__qualname__, args, kwargs))
+
+    return make
+
+
+def _rebuild(spec: tuple, types: frozenset[str] | None, top_k: int | None) -> BlockingRule:
+    module, name, args, kwargs = spec
+    rule = getattr(importlib.import_module(module), name)(*args, **kwargs)
+    return replace(rule, types=types, top_k=top_k)
 
 
 def _explode(column: str | pl.Expr) -> KeyFn:
@@ -76,16 +104,19 @@ def _single(expr: pl.Expr) -> KeyFn:
     return lambda lf: lf.select("rid", expr.alias("key"))
 
 
+@blocking_rule
 def title_exact() -> BlockingRule:
     """Identical normalised title or alias: 'Rocky IV' = 'Rocky 4'."""
     return BlockingRule("title_exact", _explode("titles"))
 
 
+@blocking_rule
 def title_tokens() -> BlockingRule:
     """Any shared title token (stopwords dropped). Wide; rely on windows and top-k."""
     return BlockingRule("title_tokens", _explode(content_tokens(pl.col("titles").list.join(" "))))
 
 
+@blocking_rule
 def title_prefix(n: int = 6) -> BlockingRule:
     """First ``n`` characters of a normalised title or alias, spaces removed."""
     prefix = pl.col("titles").list.eval(pl.element().str.replace_all(" ", "").str.slice(0, n))
@@ -100,6 +131,7 @@ def _year_bands(lf: pl.LazyFrame, value: str, width: int) -> pl.LazyFrame:
     return lf.filter(year.is_not_null()).select("rid", pl.concat_list(band_a, band_b).alias("key"))
 
 
+@blocking_rule
 def title_year_band(width: int = 2) -> BlockingRule:
     """Normalised title (or alias) and release year within about ``width // 2`` years."""
 
@@ -110,6 +142,7 @@ def title_year_band(width: int = 2) -> BlockingRule:
     return BlockingRule(f"title_year_band({width})", keys)
 
 
+@blocking_rule
 def token_year_band(width: int = 2) -> BlockingRule:
     """Any shared title token and a close year: catches reworded and translated titles."""
 
@@ -121,12 +154,14 @@ def token_year_band(width: int = 2) -> BlockingRule:
     return BlockingRule(f"token_year_band({width})", keys)
 
 
+@blocking_rule
 def person_name_key() -> BlockingRule:
     """Same name tokens in any order, over name and aliases: 'Craig, Daniel' = 'Daniel Craig'."""
     key = pl.col("titles").list.eval(person_key(pl.element()))
     return BlockingRule("person_name_key", _explode(key), PERSON_TYPES)
 
 
+@blocking_rule
 def person_last_initial() -> BlockingRule:
     """Last name token plus first initial: 'Dan Craig' = 'Daniel Craig'."""
     name = pl.col("name_norm").str.split(" ")
@@ -134,6 +169,7 @@ def person_last_initial() -> BlockingRule:
     return BlockingRule("person_last_initial", _single(key), PERSON_TYPES)
 
 
+@blocking_rule
 def person_tokens(min_chars: int = 3) -> BlockingRule:
     """Any shared name token: survives transliteration and lost characters ('Kato' / 'Katou')."""
     tokens = pl.col("titles").list.join(" ").str.split(" ")
@@ -141,11 +177,13 @@ def person_tokens(min_chars: int = 3) -> BlockingRule:
     return BlockingRule("person_tokens", _explode(tokens), PERSON_TYPES)
 
 
+@blocking_rule
 def shared_people(column: str) -> BlockingRule:
     """Any shared normalised person in ``column`` (directors, cast, writers)."""
     return BlockingRule(f"shared_people({column})", _explode(f"{column}_norm"))
 
 
+@blocking_rule
 def episode_number() -> BlockingRule:
     """Same parent series title, season and episode number."""
     key = pl.format("{}|{}|{}", "parent_norm", "season", "episode")
@@ -441,3 +479,36 @@ def all_candidate_pairs(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -
     prep = prepare_for(plan, records)
     parts = [candidate_pairs(records, plan, p, prepared=prep) for p in range(plan.n_partitions)]
     return pa.concat_tables(parts)
+
+
+_PLAN_FORMAT = 1
+
+
+def save_plan(plan: PartitionPlan, path: str | Path) -> Path:
+    """Write a plan for other machines and later re-runs, stamped with the polars version its hashes need."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(pickle.dumps({"format": _PLAN_FORMAT, "polars": pl.__version__, "plan": plan}))
+    tmp.replace(path)
+    return path
+
+
+def load_plan(path: str | Path) -> PartitionPlan:
+    """Read a saved plan; refuses one made with another polars version (unit ids would not agree)."""
+    from kg.errors import KGError
+
+    path = Path(path)
+    try:
+        doc = pickle.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise KGError(f"{path}: no such partition plan") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise KGError(f"{path}: not a partition plan ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != _PLAN_FORMAT:
+        raise KGError(f"{path}: not a partition plan of format {_PLAN_FORMAT}")
+    if doc["polars"] != pl.__version__:
+        raise KGError(
+            f"{path}: plan made with polars {doc['polars']}, this is {pl.__version__}; block ids would differ, re-plan"
+        )
+    return doc["plan"]

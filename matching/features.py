@@ -20,14 +20,15 @@ import pyarrow as pa
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
-from matching.normalize import fold, prepare
+from matching.normalize import fold, normalize_terms, prepare
 from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform
 
+_ABSTRACT_CHARS = 300  # enough to tell two synopses apart; longer strings only slow the scorer
 _KEYS = ["left_source", "left_id", "right_source", "right_id"]
 _SIDE = [
     "source", "source_id", "type", "is_person", "name_folded", "name_norm", "titles", "sequel", "year", "end_year",
     "runtime_min", "directors_norm", "cast_norm", "writers_norm", "countries_norm", "languages_norm",
-    "genres_norm", "parent_norm", "season", "episode", "title_count",
+    "genres_norm", "parent_norm", "season", "episode", "title_count", "professions_norm", "abstract_head",
 ]  # fmt: skip
 
 
@@ -173,6 +174,10 @@ FEATURE_REGISTRY: tuple[Feature, ...] = (
     Feature("country_jaccard", "Jaccard of countries", _set_similarity("countries_norm")),
     Feature("language_jaccard", "Jaccard of original languages", _set_similarity("languages_norm")),
     Feature("genre_jaccard", "Jaccard of genres (source vocabularies differ: weak)", _set_similarity("genres_norm")),
+    Feature("profession_jaccard", "Jaccard of professions/credit jobs as the sources spell them (people)",
+            _set_similarity("professions_norm")),
+    Feature("abstract_token_set", "token-set ratio of the first 300 folded characters of the abstracts",
+            _fuzz("abstract_head", fuzz.token_set_ratio)),
     Feature("type_match", "1 if both records have the same entity type",
             lambda pf: pl.col("type") == pl.col("type_r")),
     Feature("episode_match", "1 if season and episode numbers agree", _episode_match),
@@ -194,8 +199,12 @@ def prepare_features(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
     or a common title looks rare wherever it is split.
     """
     table = records if isinstance(records, pa.Table) else records.to_arrow()
-    prep = prepare(pl.from_arrow(conform(table, RECORDS)))
+    with_head = pl.from_arrow(conform(table, RECORDS)).with_columns(
+        abstract_head=fold(pl.col("abstract")).str.slice(0, _ABSTRACT_CHARS)
+    )
+    prep = prepare(with_head)
     return prep.with_columns(
+        professions_norm=normalize_terms(pl.col("professions")),
         name_folded=fold(pl.col("name")), title_count=pl.len().over("name_norm").cast(pl.Float32)
     ).select(_SIDE)
 

@@ -1,0 +1,101 @@
+"""Quality of a matching run against ground truth: pairwise, per source pair, clusters, PR curve, worst errors.
+
+Recall is always against every true pair among the evaluated records, so a
+true pair that blocking never proposed counts as a miss here, not as nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from matching.blocking_report import canonical_pairs
+from matching.labels import PAIR_KEYS
+
+
+def _f1(tp: int, fp: int, fn: int) -> dict[str, float | int]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "precision": round(p, 5),
+        "recall": round(r, 5),
+        "f1": round(2 * p * r / (p + r), 5) if p + r else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def pairwise_metrics(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float | int]:
+    """Precision/recall/F1 of a predicted match list against the true pairs (orientation ignored)."""
+    pred, true = canonical_pairs(predicted.select(PAIR_KEYS)), canonical_pairs(truth.select(PAIR_KEYS))
+    tp = pred.join(true, on=PAIR_KEYS, how="semi").height
+    return _f1(tp, pred.height - tp, true.height - tp)
+
+
+def by_source_pair(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, dict]:
+    """``pairwise_metrics`` for every (left_source, right_source) that appears in the truth."""
+    pred, true = canonical_pairs(predicted.select(PAIR_KEYS)), canonical_pairs(truth.select(PAIR_KEYS))
+    out = {}
+    for (ls, rs), group in true.group_by("left_source", "right_source", maintain_order=True):
+        mine = pred.filter((pl.col("left_source") == ls) & (pl.col("right_source") == rs))
+        out[f"{ls}-{rs}"] = pairwise_metrics(mine, group)
+    return dict(sorted(out.items()))
+
+
+def crosswalk_pairs(crosswalk: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """Every cross-source record pair inside one entity: what a clustering asserts pairwise."""
+    cw = crosswalk if isinstance(crosswalk, pl.DataFrame) else pl.from_arrow(crosswalk)
+    members = cw.select("entity_id", "source", "source_id").filter(pl.len().over("entity_id") > 1)
+    pairs = members.join(members, on="entity_id", suffix="_r").filter(
+        pl.col("source") < pl.col("source_r")
+    )
+    return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
+
+
+def bcubed(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:
+    """B-cubed precision/recall/F1 of entity assignments over the records both tables cover.
+
+    Both tables: (source, source_id, entity_id). Per record, precision is the
+    share of its predicted cluster that truly belongs with it; averaged over
+    records, so big clusters weigh by their size, not once.
+    """
+    both = predicted.select("source", "source_id", p="entity_id").join(
+        truth.select("source", "source_id", t="entity_id"), on=["source", "source_id"]
+    )
+    if both.is_empty():
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    cells = both.group_by("p", "t").len("n").with_columns(
+        np_=pl.col("n").sum().over("p"), nt=pl.col("n").sum().over("t")
+    )
+    total = both.height
+    p = float((cells["n"] ** 2 / cells["np_"]).sum()) / total
+    r = float((cells["n"] ** 2 / cells["nt"]).sum()) / total
+    return {"precision": round(p, 5), "recall": round(r, 5), "f1": round(2 * p * r / (p + r), 5) if p + r else 0.0}
+
+
+def pr_curve(y: np.ndarray, score: np.ndarray, points: int = 50) -> pl.DataFrame:
+    """(threshold, precision, recall) at up to ``points`` score quantiles, among the scored candidates."""
+    if len(y) == 0:
+        return pl.DataFrame(schema={"threshold": pl.Float64, "precision": pl.Float64, "recall": pl.Float64})
+    order = np.argsort(-score, kind="stable")
+    ys, ss = y[order], score[order]
+    tp = np.cumsum(ys)
+    picks = np.unique(np.linspace(0, len(ys) - 1, min(points, len(ys))).astype(int))
+    positives = max(ys.sum(), 1)
+    return pl.DataFrame(
+        {
+            "threshold": ss[picks].astype(np.float64),
+            "precision": tp[picks] / (picks + 1),
+            "recall": tp[picks] / positives,
+        }
+    )
+
+
+def worst_errors(scored: pl.DataFrame, y: np.ndarray, threshold: float, n: int = 10) -> pl.DataFrame:
+    """The most confident mistakes: false matches with the highest scores, missed ones with the lowest."""
+    df = scored.select(*PAIR_KEYS, "score").with_columns(label=pl.Series(y > 0.5))
+    fp = df.filter(~pl.col("label") & (pl.col("score") >= threshold)).sort("score", descending=True).head(n)
+    fn = df.filter(pl.col("label") & (pl.col("score") < threshold)).sort("score").head(n)
+    return pl.concat([fp.with_columns(error=pl.lit("false_match")), fn.with_columns(error=pl.lit("missed_match"))])

@@ -1,0 +1,54 @@
+"""Labelled pairs for training and evaluation: from ground-truth match lists or from review files.
+
+Both arrive as pair lists in either orientation; everything here first puts
+pairs in canonical order so a truth pair (b, a) labels a candidate (a, b).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from kg.errors import KGError
+from matching.blocking_report import canonical_pairs
+
+PAIR_KEYS = ["left_source", "left_id", "right_source", "right_id"]
+
+
+def label_pairs(pairs: pa.Table | pl.DataFrame, truth: pl.DataFrame) -> np.ndarray:
+    """1.0 for each candidate pair that is a true match, else 0.0, in the candidates' row order."""
+    df = pairs if isinstance(pairs, pl.DataFrame) else pl.from_arrow(pairs)
+    swap = (pl.col("left_source") > pl.col("right_source")) | (
+        (pl.col("left_source") == pl.col("right_source")) & (pl.col("left_id") > pl.col("right_id"))
+    )
+    canon = df.select(
+        a_s=pl.when(swap).then("right_source").otherwise("left_source"),
+        a_i=pl.when(swap).then("right_id").otherwise("left_id"),
+        b_s=pl.when(swap).then("left_source").otherwise("right_source"),
+        b_i=pl.when(swap).then("left_id").otherwise("right_id"),
+    )
+    true = canonical_pairs(truth).select(
+        a_s="left_source", a_i="left_id", b_s="right_source", b_i="right_id", label=pl.lit(1.0)
+    )
+    joined = canon.join(true, on=["a_s", "a_i", "b_s", "b_i"], how="left", maintain_order="left")
+    return joined["label"].fill_null(0.0).to_numpy()
+
+
+def read_review_labels(path: str | Path) -> pl.DataFrame:
+    """Labelled pairs from a review export (Parquet or CSV: the pair keys and a 0/1 ``label``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KGError(f"{path}: no such labels file")
+    df = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+    missing = [c for c in [*PAIR_KEYS, "label"] if c not in df.columns]
+    if missing:
+        raise KGError(f"{path}: labels file lacks column(s) {missing}; needs {PAIR_KEYS + ['label']}")
+    label = df["label"].cast(pl.String).str.to_lowercase()
+    bad = ~label.is_in(["0", "1", "true", "false", "0.0", "1.0"])
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise KGError(f"{path}: record {row + 1}, field label: {df['label'][row]!r} is not 0/1")
+    return df.select(*[pl.col(c).cast(pl.String) for c in PAIR_KEYS], label=label.is_in(["1", "true", "1.0"]))

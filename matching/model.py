@@ -1,0 +1,268 @@
+"""The pairwise classifier: LightGBM on pair features, with its feature list, threshold and provenance.
+
+A model file is one JSON document: LightGBM's own text model plus what a later
+run needs to trust it — the feature names in order, the FEATURES schema
+version, the threshold chosen on validation, and how it was trained. Scoring
+refuses a table whose features differ from the trained ones: a model silently
+reading a renamed or newly added feature column is a wrong graph, not an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from kg.errors import KGError
+from schemas.tables import FEATURES, SCORES, conform, schema_version
+
+FORMAT = "kg-pair-model"
+FORMAT_VERSION = 1
+_KEYS = ["left_source", "left_id", "right_source", "right_id", "partition"]
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "min_data_in_leaf": 10,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.9,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbose": -1,
+    "num_threads": 2,
+    "seed": 7,
+    "deterministic": True,
+    "force_row_wise": True,
+}
+"""Shallow trees and early stopping: pair features are few and strong, and scoring speed is the model's cost."""
+
+
+class ModelError(KGError):
+    """A model file that cannot be used: wrong format or version, or features it was not trained on."""
+
+
+@dataclass(frozen=True)
+class PairModel:
+    """A trained pairwise classifier and everything needed to apply it safely."""
+
+    booster: lgb.Booster = field(repr=False)
+    features: tuple[str, ...]
+    threshold: float
+    metadata: dict[str, Any]
+
+    @property
+    def model_id(self) -> str:
+        """Content hash of the trees and threshold: the id stamped on every score it produces."""
+        text = self.booster.model_to_string() + f"|{self.threshold:.6f}"
+        return "m-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def matrix(self, features: pa.Table | pl.DataFrame) -> np.ndarray:
+        """The float32 design matrix in training order; refuses any other feature set."""
+        df = features if isinstance(features, pl.DataFrame) else pl.from_arrow(features)
+        present = [c for c in df.columns if c not in _KEYS]
+        missing = [f for f in self.features if f not in present]
+        unknown = [f for f in present if f not in self.features]
+        if missing or unknown:
+            raise ModelError(
+                f"model {self.model_id} was trained on {len(self.features)} features; "
+                f"missing here: {missing or 'none'}; not trained on: {unknown or 'none'}"
+            )
+        return df.select(self.features).to_numpy().astype(np.float32, copy=False)
+
+    def predict(self, features: pa.Table | pl.DataFrame) -> np.ndarray:
+        """Match probability per row; NaN features are LightGBM's missing values."""
+        x = self.matrix(features)
+        if len(x) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self.booster.predict(x, num_threads=2).astype(np.float32)
+
+    def contributions(self, features: pa.Table | pl.DataFrame) -> pl.DataFrame:
+        """Per-row SHAP-style contributions (log-odds) of every feature, plus the bias and the raw value."""
+        x = self.matrix(features)
+        contrib = self.booster.predict(x, pred_contrib=True)
+        cols = {name: contrib[:, i] for i, name in enumerate(self.features)}
+        return pl.DataFrame({**cols, "bias": contrib[:, -1], "log_odds": contrib.sum(axis=1)})
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as one JSON file (atomic rename, so a crash never leaves half a model)."""
+        path = Path(path)
+        doc = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "features_schema": list(schema_version(FEATURES)),
+            "features": list(self.features),
+            "threshold": self.threshold,
+            "model_id": self.model_id,
+            "metadata": self.metadata,
+            "lightgbm": self.booster.model_to_string(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(path)
+        return path
+
+
+def load_model(path: str | Path) -> PairModel:
+    """Read a model file, refusing other formats, versions and feature-schema versions by name."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file (train one with `kg train`)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not a model file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a {FORMAT} file")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{path}: model format version {doc.get('format_version')}, this toolkit reads {FORMAT_VERSION}; retrain"
+        )
+    if tuple(doc.get("features_schema", ())) != schema_version(FEATURES):
+        raise ModelError(
+            f"{path}: trained on features schema {doc.get('features_schema')}, "
+            f"this toolkit computes {list(schema_version(FEATURES))}; retrain"
+        )
+    booster = lgb.Booster(model_str=doc["lightgbm"])
+    return PairModel(booster, tuple(doc["features"]), float(doc["threshold"]), doc["metadata"])
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row masks of a validation split."""
+
+    train: np.ndarray
+    valid: np.ndarray
+
+
+def split_by_record(features: pa.Table | pl.DataFrame, valid_fraction: float, seed: int) -> Split:
+    """Validation rows chosen by the left record's hash: no record's pairs straddle train and valid.
+
+    A pair-level split leaks: the same record's near-duplicate pairs land on
+    both sides and the validation F1 (and so the threshold) comes out optimistic.
+    """
+    df = features if isinstance(features, pl.DataFrame) else pl.from_arrow(features)
+    bucket = df.select(pl.struct("left_source", "left_id").hash(seed) % 10_000).to_series().to_numpy()
+    valid = bucket < int(valid_fraction * 10_000)
+    return Split(~valid, valid)
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 over every distinct score; vectorised over the sorted scores."""
+    if len(y) == 0 or y.sum() == 0:
+        return 0.5, 0.0
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order].astype(np.float64)
+    tp = np.cumsum(ys)
+    k = np.arange(1, len(ys) + 1)
+    f1 = 2 * tp / (k + ys.sum())
+    last = np.r_[ps[1:] != ps[:-1], True]  # only cut between distinct scores
+    f1 = np.where(last, f1, -1)
+    i = int(np.argmax(f1))
+    return float(ps[i]), float(f1[i])
+
+
+def conflicting_negatives(features: pl.DataFrame, y: np.ndarray) -> np.ndarray:
+    """Negatives whose feature vector equals a positive of the same record: labels no model can learn.
+
+    A source with indistinguishable duplicates (TVDb lists one person once per
+    credit) gets one of them labelled the match and the rest non-matches; those
+    twins teach the model that identical records do not match. Dropping them
+    from training (never from evaluation) removes the contradiction.
+    """
+    names = [c for c in features.columns if c not in _KEYS]
+    vec = features.select(pl.struct(pl.col(names).fill_nan(None)).hash(11)).to_series()
+    df = features.select("left_source", "left_id", "right_source", "right_id").with_columns(
+        vec=vec, pos=pl.Series(y > 0.5)
+    )
+    left = pl.col("pos").any().over("left_source", "left_id", "right_source", "vec")
+    right = pl.col("pos").any().over("right_source", "right_id", "left_source", "vec")
+    return df.select(~pl.col("pos") & (left | right)).to_series().to_numpy()
+
+
+def train_model(
+    features: pa.Table | pl.DataFrame,
+    labels: np.ndarray | pl.Series,
+    *,
+    valid_fraction: float = 0.2,
+    seed: int = 7,
+    params: dict[str, Any] | None = None,
+    num_boost_round: int = 400,
+    early_stopping: int = 30,
+    metadata: dict[str, Any] | None = None,
+) -> PairModel:
+    """Fit on labelled pairs with a record-level validation split, early stopping and a validated threshold.
+
+    Class imbalance (blocking leaves many more non-matches than matches) is
+    handled by ``scale_pos_weight`` = negatives / positives on the training
+    side; the threshold is then chosen on validation for the best F1, so the
+    weighting shifts only the trees, not the operating point.
+    """
+    if isinstance(features, pa.Table):
+        features = pl.from_arrow(conform(features, FEATURES, extra=pa.float32()))
+    df = features
+    y = np.asarray(labels, dtype=np.float32)
+    if len(y) != df.height:
+        raise ValueError(f"{df.height} feature rows but {len(y)} labels")
+    names = tuple(c for c in df.columns if c not in _KEYS)
+    if y.sum() == 0 or y.sum() == len(y):
+        raise KGError(f"training needs both matches and non-matches; got {int(y.sum())} of {len(y)} labelled pairs")
+    conflicts = conflicting_negatives(df, y)
+    if conflicts.any():
+        df, y = df.filter(pl.Series(~conflicts)), y[~conflicts]
+    split = split_by_record(df, valid_fraction, seed)
+    if y[split.valid].sum() == 0 or y[split.train].sum() == 0:
+        split = Split(np.ones(len(y), bool), np.ones(len(y), bool))  # too few positives to hold some back
+    x = df.select(names).to_numpy().astype(np.float32)
+    pos = max(float(y[split.train].sum()), 1.0)
+    conf = {**DEFAULT_PARAMS, **(params or {}), "scale_pos_weight": (split.train.sum() - pos) / pos}
+    started = time.perf_counter()
+    train_set = lgb.Dataset(x[split.train], y[split.train], feature_name=list(names), free_raw_data=False)
+    valid_set = lgb.Dataset(x[split.valid], y[split.valid], reference=train_set)
+    booster = lgb.train(
+        conf,
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(early_stopping, verbose=False)],
+    )
+    booster = booster if booster.best_iteration <= 0 else lgb.Booster(
+        model_str=booster.model_to_string(num_iteration=booster.best_iteration)
+    )
+    p_valid = booster.predict(x[split.valid])
+    threshold, f1 = best_threshold(y[split.valid], p_valid)
+    meta = {
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "train_pairs": int(split.train.sum()),
+        "train_matches": int(y[split.train].sum()),
+        "valid_pairs": int(split.valid.sum()),
+        "valid_matches": int(y[split.valid].sum()),
+        "valid_f1": round(f1, 5),
+        "dropped_conflicting_negatives": int(conflicts.sum()),
+        "trees": booster.num_trees(),
+        "seconds": round(time.perf_counter() - started, 3),
+        "params": {k: v for k, v in conf.items() if k != "verbose"},
+        **(metadata or {}),
+    }
+    return PairModel(booster, names, threshold, meta)
+
+
+def score_pairs(features: pa.Table | pl.DataFrame, model: PairModel) -> pa.Table:
+    """SCORES for a FEATURES table: probability, the threshold decision, and the model's id."""
+    df = features if isinstance(features, pl.DataFrame) else pl.from_arrow(features)
+    score = model.predict(df)
+    out = df.select(_KEYS).with_columns(
+        score=pl.Series(score, dtype=pl.Float32),
+        match=pl.Series(score >= model.threshold, dtype=pl.Boolean),
+        model_id=pl.lit(model.model_id),
+    )
+    return conform(out.to_arrow(), SCORES)

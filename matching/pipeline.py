@@ -1,0 +1,232 @@
+"""One matching run: plan, then each partition alone (block → features → score → its own shard), then clustering.
+
+Every partition function takes paths and a partition number and writes its own
+file, so the same call runs in this process, in a local process pool
+(``run_partitions(workers=N)``) or as one Metaflow ``foreach`` task; nothing
+is gathered between them. Clustering reads only the accepted pairs back.
+
+Run folder layout::
+
+    run/plan.pkl                 the partition plan (rules, heavy units, windows)
+    run/model.json               the pairwise model the run used
+    run/scores/part-0007.parquet SCORES of partition 7 (every candidate, with the decision)
+    run/stats/part-0007.json     pairs and seconds per stage of partition 7
+    run/crosswalk.parquet        CROSSWALK: every record → entity
+    run/evidence.parquet         accepted pairs that hold entities together
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kg.errors import KGError
+from matching.blocking import PartitionPlan, candidate_pairs, load_plan, plan_partitions, prepare_for, save_plan
+from matching.cluster import ClusterResult, cluster_pairs
+from matching.features import FEATURE_REGISTRY, pair_features, prepare_features
+from matching.model import PairModel, load_model, score_pairs
+from schemas.tables import RECORDS, SCORES, conform, empty
+
+log = logging.getLogger("kg.match")
+
+WORK_GROUPS = {"movie": "work", "series": "work", "episode": "work"}
+"""Sources disagree on whether a title is a movie or a series: let those types pair, the model weighs it."""
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """Knobs of a matching run, with defaults that suit entertainment catalogues."""
+
+    n_partitions: int = 8
+    max_block: int = 200
+    top_k: int = 3
+    groups: dict[str, str] = field(default_factory=lambda: dict(WORK_GROUPS))
+    clean_sources: tuple[str, ...] = ()
+    max_cluster: int = 50
+
+
+DEFAULT_CONFIG = MatchConfig()
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """What one partition did: the skew report reads these."""
+
+    partition: int
+    pairs: int
+    matches: int
+    seconds_blocking: float
+    seconds_features: float
+    seconds_scoring: float
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_blocking + self.seconds_features + self.seconds_scoring
+
+
+def read_records(paths: Sequence[str | Path]) -> pl.DataFrame:
+    """RECORDS from one or more Parquet files (ingest output), checked against the schema."""
+    if not paths:
+        raise KGError("no records files given")
+    frames = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise KGError(f"{path}: no such records file")
+        frames.append(pl.from_arrow(conform(pq.read_table(path), RECORDS)))
+    records = pl.concat(frames)
+    dup = records.filter(pl.struct("source", "source_id").is_duplicated())
+    if not dup.is_empty():
+        first = dup.row(0, named=True)
+        raise KGError(f"records: ({first['source']}, {first['source_id']}) appears more than once across {paths}")
+    return records
+
+
+def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT_CONFIG) -> PartitionPlan:
+    """Plan the partitions for ``records`` and save the plan into the run folder."""
+    plan = plan_partitions(
+        records, n_partitions=config.n_partitions, max_block=config.max_block, top_k=config.top_k,
+        groups=config.groups,
+    )
+    save_plan(plan, Path(run_dir) / "plan.pkl")
+    return plan
+
+
+@lru_cache(maxsize=2)
+def _inputs(record_paths: tuple[str, ...], plan_path: str, model_path: str):
+    """Records, plan, model and both normalised views, loaded once per worker process."""
+    records = read_records(record_paths)
+    plan = load_plan(plan_path)
+    model = load_model(model_path)
+    return records, plan, model, prepare_for(plan, records), prepare_features(records)
+
+
+def score_partition(
+    record_paths: Sequence[str | Path], run_dir: str | Path, partition: int, *, model_path: str | Path | None = None
+) -> PartitionStats:
+    """Block, featurise and score one partition; write ``scores/part-NNNN.parquet`` and its stats.
+
+    Reads only the run folder and the records files, so a failed partition can
+    be re-run alone, anywhere, with the same result.
+    """
+    run_dir = Path(run_dir)
+    model_path = Path(model_path or run_dir / "model.json")
+    records, plan, model, prepared, prepared_features = _inputs(
+        tuple(str(p) for p in record_paths), str(run_dir / "plan.pkl"), str(model_path)
+    )
+    if not 0 <= partition < plan.n_partitions:
+        raise KGError(
+            f"partition {partition} does not exist; the plan has {plan.n_partitions} (0..{plan.n_partitions - 1})"
+        )
+    t0 = time.perf_counter()
+    pairs = candidate_pairs(records, plan, partition, prepared=prepared)
+    t1 = time.perf_counter()
+    features = pair_features(pairs, prepared=prepared_features, features=_model_features(model))
+    t2 = time.perf_counter()
+    scores = score_pairs(features, model) if features.num_rows else empty(SCORES)
+    t3 = time.perf_counter()
+    shard = run_dir / "scores" / f"part-{partition:04d}.parquet"
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    tmp = shard.with_name(shard.name + ".tmp")
+    pq.write_table(scores, tmp)
+    tmp.replace(shard)
+    n_match = int(pl.from_arrow(scores["match"]).sum())
+    stats = PartitionStats(partition, scores.num_rows, n_match, t1 - t0, t2 - t1, t3 - t2)
+    stats_path = run_dir / "stats" / f"part-{partition:04d}.json"
+    stats_path.parent.mkdir(parents=True, exist_ok=True)
+    stats_path.write_text(json.dumps(asdict(stats)))
+    log.info("partition %d: %d pairs, %d matches, %.2f s", partition, stats.pairs, stats.matches, stats.seconds)
+    return stats
+
+
+def _model_features(model: PairModel) -> tuple:
+    """The registry features the model was trained on, in registry order; unknown names are an error."""
+    known = {f.name: f for f in FEATURE_REGISTRY}
+    unknown = [name for name in model.features if name not in known]
+    if unknown:
+        raise KGError(f"model {model.model_id} uses features this toolkit does not compute: {unknown}; retrain")
+    return tuple(known[name] for name in model.features)
+
+
+def run_partitions(
+    record_paths: Sequence[str | Path],
+    run_dir: str | Path,
+    partitions: Sequence[int],
+    *,
+    workers: int = 1,
+    model_path: str | Path | None = None,
+) -> list[PartitionStats]:
+    """Score many partitions, in this process (workers=1) or a local process pool; each writes its own shard."""
+    paths = [str(p) for p in record_paths]
+    if workers <= 1:
+        return [score_partition(paths, run_dir, p, model_path=model_path) for p in partitions]
+    # spawn, not fork: forking a process that already runs polars/rayon threads can deadlock the child
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(score_partition, paths, run_dir, p, model_path=model_path) for p in partitions]
+        return [f.result() for f in futures]
+
+
+def read_partition_stats(run_dir: str | Path) -> pl.DataFrame:
+    """One row per finished partition: pairs, matches and seconds per stage."""
+    rows = [json.loads(p.read_text()) for p in sorted((Path(run_dir) / "stats").glob("part-*.json"))]
+    return pl.DataFrame(rows).with_columns(
+        seconds=pl.col("seconds_blocking") + pl.col("seconds_features") + pl.col("seconds_scoring")
+    ) if rows else pl.DataFrame()
+
+
+def accepted_pairs(run_dir: str | Path) -> pl.DataFrame:
+    """Accepted pairs of every shard, read with a pushed-down filter: clustering never loads the rejects."""
+    shards = sorted((Path(run_dir) / "scores").glob("part-*.parquet"))
+    if not shards:
+        raise KGError(f"{run_dir}: no score shards; run the partitions first")
+    return pl.scan_parquet(shards).filter(pl.col("match")).collect()
+
+
+def cluster_run(
+    records: pl.DataFrame,
+    run_dir: str | Path,
+    *,
+    run_id: str,
+    config: MatchConfig = DEFAULT_CONFIG,
+    previous: pa.Table | pl.DataFrame | None = None,
+) -> ClusterResult:
+    """Cluster a run's accepted pairs and write ``crosswalk.parquet`` and ``evidence.parquet``."""
+    run_dir = Path(run_dir)
+    result = cluster_pairs(
+        accepted_pairs(run_dir), records, run_id=run_id, clean_sources=config.clean_sources,
+        max_size=config.max_cluster, previous=previous,
+    )
+    pq.write_table(result.crosswalk, run_dir / "crosswalk.parquet")
+    result.evidence.write_parquet(run_dir / "evidence.parquet")
+    return result
+
+
+def match_records(
+    record_paths: Sequence[str | Path],
+    model: PairModel,
+    run_dir: str | Path,
+    *,
+    run_id: str,
+    config: MatchConfig = DEFAULT_CONFIG,
+    workers: int = 1,
+    previous: pa.Table | pl.DataFrame | None = None,
+) -> ClusterResult:
+    """The whole run in one call: plan, every partition, clustering. Same functions a flow calls step by step."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    records = read_records(record_paths)
+    model.save(run_dir / "model.json")
+    plan = plan_run(records, run_dir, config)
+    run_partitions(record_paths, run_dir, range(plan.n_partitions), workers=workers)
+    return cluster_run(records, run_dir, run_id=run_id, config=config, previous=previous)

@@ -1,0 +1,85 @@
+import pickle
+
+import polars as pl
+import pytest
+
+from kg.errors import KGError
+from matching.blocking import load_plan, save_plan
+from matching.evaluate import crosswalk_pairs, pairwise_metrics
+from matching.pipeline import MatchConfig, match_records, read_partition_stats, run_partitions, score_partition
+from matching.train import train_on_truth
+
+
+@pytest.fixture(scope="module")
+def model(training_run):
+    return train_on_truth(training_run.records, training_run.truth_pairs)
+
+
+@pytest.fixture(scope="module")
+def run(model, sample_run, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    result = match_records(sample_run.record_paths, model, run_dir, run_id="r1", config=MatchConfig(n_partitions=4))
+    return run_dir, result
+
+
+def test_run_finds_the_sample_entities(run, sample_run) -> None:
+    run_dir, result = run
+    cw = pl.from_arrow(result.crosswalk)
+    assert cw.height == sample_run.records.height  # every record has an entity
+    metrics = pairwise_metrics(crosswalk_pairs(cw), sample_run.truth_pairs)
+    assert metrics["f1"] > 0.9, metrics
+    assert sorted(p.name for p in (run_dir / "scores").iterdir()) == [f"part-{i:04d}.parquet" for i in range(4)]
+    stats = read_partition_stats(run_dir)
+    assert stats.height == 4 and stats["pairs"].sum() > 0
+
+
+def test_one_partition_reruns_alone_to_the_same_shard(run, sample_run) -> None:
+    run_dir, _ = run
+    before = pl.read_parquet(run_dir / "scores" / "part-0002.parquet")
+    (run_dir / "scores" / "part-0002.parquet").unlink()
+    score_partition(sample_run.record_paths, run_dir, 2)
+    assert pl.read_parquet(run_dir / "scores" / "part-0002.parquet").equals(before)
+
+
+def test_process_pool_gives_the_same_shards(run, sample_run, tmp_path) -> None:
+    run_dir, _ = run
+    for name in ("plan.pkl", "model.json"):
+        (tmp_path / name).write_bytes((run_dir / name).read_bytes())
+    run_partitions(sample_run.record_paths, tmp_path, range(4), workers=2)
+    for i in range(4):
+        shard = f"scores/part-{i:04d}.parquet"
+        assert pl.read_parquet(tmp_path / shard).equals(pl.read_parquet(run_dir / shard))
+
+
+def test_rerun_keeps_entity_ids(run, model, sample_run, tmp_path) -> None:
+    _, first = run
+    again = match_records(
+        sample_run.record_paths, model, tmp_path, run_id="r2", config=MatchConfig(n_partitions=4),
+        previous=first.crosswalk,
+    )
+    a = pl.from_arrow(first.crosswalk).select("source", "source_id", "entity_id")
+    b = pl.from_arrow(again.crosswalk).select("source", "source_id", "entity_id")
+    assert a.equals(b)
+
+
+def test_unknown_partition_is_a_clear_error(run, sample_run) -> None:
+    run_dir, _ = run
+    with pytest.raises(KGError, match="partition 9 does not exist; the plan has 4"):
+        score_partition(sample_run.record_paths, run_dir, 9)
+
+
+def test_plan_pickles_and_refuses_another_polars(run, tmp_path) -> None:
+    run_dir, _ = run
+    plan = load_plan(run_dir / "plan.pkl")
+    assert [r.name for r in pickle.loads(pickle.dumps(plan)).rules] == [r.name for r in plan.rules]
+    path = save_plan(plan, tmp_path / "plan.pkl")
+    doc = pickle.loads(path.read_bytes())
+    doc["polars"] = "0.0.1"
+    path.write_bytes(pickle.dumps(doc))
+    with pytest.raises(KGError, match="polars 0.0.1"):
+        load_plan(path)
+
+
+def test_missing_records_file_is_named(model, tmp_path) -> None:
+    with pytest.raises(KGError, match="absent.parquet: no such records file"):
+        match_records([tmp_path / "absent.parquet"], model, tmp_path / "run", run_id="r")
