@@ -85,6 +85,15 @@ def _register_store() -> None:
 _register_store()
 
 
+def _register_matching() -> None:
+    from matching.cli import register
+
+    register(app)
+
+
+_register_matching()
+
+
 def main() -> None:
     """Entry point that turns the toolkit's own errors into one clear line and exit code 2."""
     try:
