@@ -99,3 +99,31 @@ def worst_errors(scored: pl.DataFrame, y: np.ndarray, threshold: float, n: int =
     fp = df.filter(~pl.col("label") & (pl.col("score") >= threshold)).sort("score", descending=True).head(n)
     fn = df.filter(pl.col("label") & (pl.col("score") < threshold)).sort("score").head(n)
     return pl.concat([fp.with_columns(error=pl.lit("false_match")), fn.with_columns(error=pl.lit("missed_match"))])
+
+
+def forgive_twins(predicted: pl.DataFrame, truth: pl.DataFrame, vectors: pl.DataFrame) -> pl.DataFrame:
+    """``predicted`` with every false pair swapped for the true pair it cannot be told apart from.
+
+    ``vectors`` holds the pair keys and ``vec``, a hash of the pair's feature
+    values. When a source lists one thing several times (TVDb: a person once
+    per credit) and the truth names one of the copies, a matcher that picked
+    another copy made an error no attribute could prevent: its pair has the
+    same feature vector as the true one. Scoring with these swapped shows how
+    much of the error is that, and nothing else; the strict figures stay the headline.
+    """
+    canon = lambda df: canonical_pairs(df.select(PAIR_KEYS))  # noqa: E731
+    vec = canonical_pairs(vectors.select(PAIR_KEYS)).join(  # canonical keys, then their vectors
+        vectors.select(*PAIR_KEYS, "vec"), on=PAIR_KEYS, how="left"
+    )
+    pred = canon(predicted).join(vec, on=PAIR_KEYS, how="left")
+    true = canon(truth).join(vec, on=PAIR_KEYS, how="left")
+    false = pred.join(true, on=PAIR_KEYS, how="anti").drop_nulls("vec")
+    true = true.drop_nulls("vec")
+    wrong, right = [], []
+    for side, other in (("left", "right"), ("right", "left")):
+        anchor = [f"{side}_source", f"{side}_id", f"{other}_source", "vec"]
+        hit = false.join(true.select(*anchor, twin=f"{other}_id"), on=anchor)
+        wrong.append(hit.select(PAIR_KEYS))
+        right.append(hit.with_columns(pl.col("twin").alias(f"{other}_id")).select(PAIR_KEYS))
+    kept = pred.select(PAIR_KEYS).join(pl.concat(wrong).unique(), on=PAIR_KEYS, how="anti")
+    return pl.concat([kept, *right]).unique()

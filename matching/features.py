@@ -20,7 +20,7 @@ import pyarrow as pa
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
-from matching.normalize import fold, normalize_terms, prepare
+from matching.normalize import fold, normalize_roles, normalize_terms, prepare
 from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform
 
 _ABSTRACT_CHARS = 300  # enough to tell two synopses apart; longer strings only slow the scorer
@@ -28,7 +28,7 @@ _KEYS = ["left_source", "left_id", "right_source", "right_id"]
 _SIDE = [
     "source", "source_id", "type", "is_person", "name_folded", "name_norm", "titles", "sequel", "year", "end_year",
     "runtime_min", "directors_norm", "cast_norm", "writers_norm", "countries_norm", "languages_norm",
-    "genres_norm", "parent_norm", "season", "episode", "title_count", "professions_norm", "abstract_head",
+    "genres_norm", "parent_norm", "season", "episode", "title_count", "professions_norm", "roles_norm", "abstract_head",
 ]  # fmt: skip
 
 
@@ -176,6 +176,8 @@ FEATURE_REGISTRY: tuple[Feature, ...] = (
     Feature("genre_jaccard", "Jaccard of genres (source vocabularies differ: weak)", _set_similarity("genres_norm")),
     Feature("profession_jaccard", "Jaccard of professions/credit jobs as the sources spell them (people)",
             _set_similarity("professions_norm")),
+    Feature("role_jaccard", "Jaccard of professions mapped to one role vocabulary ('guestStars' = 'actor')",
+            _set_similarity("roles_norm")),
     Feature("abstract_token_set", "token-set ratio of the first 300 folded characters of the abstracts",
             _fuzz("abstract_head", fuzz.token_set_ratio)),
     Feature("type_match", "1 if both records have the same entity type",
@@ -205,6 +207,7 @@ def prepare_features(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
     prep = prepare(with_head)
     return prep.with_columns(
         professions_norm=normalize_terms(pl.col("professions")),
+        roles_norm=normalize_roles(pl.col("professions")),
         name_folded=fold(pl.col("name")), title_count=pl.len().over("name_norm").cast(pl.Float32)
     ).select(_SIDE)
 

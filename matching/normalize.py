@@ -109,6 +109,19 @@ def normalize_terms(expr: pl.Expr) -> pl.Expr:
     )
 
 
+_ROLES = {
+    "actress": "actor", "actors": "actor", "gueststars": "actor", "gueststar": "actor", "cast": "actor",
+    "directors": "director", "writers": "writer", "screenplay": "writer", "producers": "producer",
+    "executive producer": "producer", "composers": "composer", "music": "composer",
+}
+"""Credit vocabularies differ by source (TVDb 'guestStars', 'writers'; IMDb 'actress', 'writer')."""
+
+
+def normalize_roles(expr: pl.Expr) -> pl.Expr:
+    """A list of professions or credit jobs mapped to one role vocabulary, for set comparison."""
+    return normalize_terms(expr).list.eval(pl.element().replace(_ROLES)).list.unique(maintain_order=True)
+
+
 PERSON_TYPES: frozenset[str] = frozenset({"person"})
 
 

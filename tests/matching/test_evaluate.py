@@ -1,7 +1,7 @@
 import numpy as np
 import polars as pl
 
-from matching.evaluate import bcubed, by_source_pair, crosswalk_pairs, pairwise_metrics, pr_curve
+from matching.evaluate import bcubed, by_source_pair, crosswalk_pairs, forgive_twins, pairwise_metrics, pr_curve
 
 
 def _pairs(rows):
@@ -38,3 +38,14 @@ def test_pr_curve_runs_from_strict_to_loose() -> None:
     curve = pr_curve(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.1]), points=4)
     assert curve["recall"].to_list() == [0.5, 0.5, 1.0, 1.0]
     assert curve["precision"][0] == 1.0
+
+
+def test_forgive_twins_swaps_only_indistinguishable_copies() -> None:
+    truth = _pairs([("a", "1", "b", "x1")])
+    vectors = _pairs([("a", "1", "b", "x1"), ("a", "1", "b", "x2"), ("a", "1", "b", "y")]).with_columns(
+        vec=pl.Series([7, 7, 8], dtype=pl.UInt64)
+    )
+    twin = forgive_twins(_pairs([("a", "1", "b", "x2")]), truth, vectors)
+    assert pairwise_metrics(twin, truth)["f1"] == 1.0
+    other = forgive_twins(_pairs([("a", "1", "b", "y")]), truth, vectors)
+    assert pairwise_metrics(other, truth)["f1"] == 0.0
