@@ -94,6 +94,15 @@ def _register_matching() -> None:
 _register_matching()
 
 
+def _register_extraction() -> None:
+    from extraction.cli import register
+
+    register(app)
+
+
+_register_extraction()
+
+
 def main() -> None:
     """Entry point that turns the toolkit's own errors into one clear line and exit code 2."""
     try:
