@@ -23,7 +23,7 @@ from rapidfuzz.distance import JaroWinkler
 from matching.normalize import fold, normalize_roles, normalize_terms, prepare
 from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform
 
-_ABSTRACT_CHARS = 300  # enough to tell two synopses apart; longer strings only slow the scorer
+_ABSTRACT_CHARS = 160  # enough to tell two synopses apart; longer strings only slow the scorer
 _KEYS = ["left_source", "left_id", "right_source", "right_id"]
 _SIDE = [
     "source", "source_id", "type", "is_person", "name_folded", "name_norm", "titles", "sequel", "year", "end_year",
@@ -178,8 +178,8 @@ FEATURE_REGISTRY: tuple[Feature, ...] = (
             _set_similarity("professions_norm")),
     Feature("role_jaccard", "Jaccard of professions mapped to one role vocabulary ('guestStars' = 'actor')",
             _set_similarity("roles_norm")),
-    Feature("abstract_token_set", "token-set ratio of the first 300 folded characters of the abstracts",
-            _fuzz("abstract_head", fuzz.token_set_ratio)),
+    Feature("abstract_ratio", "edit-distance ratio of the first 160 folded characters of the abstracts",
+            _fuzz("abstract_head", fuzz.ratio)),
     Feature("type_match", "1 if both records have the same entity type",
             lambda pf: pl.col("type") == pl.col("type_r")),
     Feature("episode_match", "1 if season and episode numbers agree", _episode_match),
