@@ -69,11 +69,13 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("demo-out"),
     entities: Annotated[int, typer.Option(help="true entities in the generated sample catalog")] = 2000,
     seed: Annotated[int, typer.Option(help="random seed of the sample catalog")] = 7,
+    workers: Annotated[int, typer.Option(help="local worker processes for the matching partitions")] = 2,
+    documents: Annotated[int, typer.Option(help="abstracts to run LLM extraction on (0: skip)")] = 3,
 ) -> None:
     """Run the whole pipeline on the bundled sample catalog (no key, no server needed)."""
     from kg.demo import run_demo
 
-    run_demo(out, entities=entities, seed=seed, console=console)
+    run_demo(out, entities=entities, seed=seed, workers=workers, documents=documents, console=console)
 
 
 def _register_store() -> None:

@@ -38,7 +38,9 @@ _SEED = 0x6B67  # fixed: unit ids must agree on every machine running the same p
 _PRIO = 2**56  # unit id = rule priority * 2^56 + (hash >> 8): ids sort by rule first
 _MAX_RULES = 255
 
-WORK_TYPES = frozenset({"movie", "series", "episode", "season", "tv_movie", "short", "video"})
+WORK_TYPES = frozenset({"movie", "series", "episode", "season", "tv_movie", "short", "video", "book"})
+NAMED_TYPES = WORK_TYPES | {"company", "character", "place", "award", "concept", "country", "language", "genre"}
+"""Everything matched by its name or title rather than as a person: studios and networks block like titles."""
 
 KeyFn = Callable[[pl.LazyFrame], pl.LazyFrame]
 
@@ -199,12 +201,12 @@ def default_rules() -> list[BlockingRule]:
     finds is already owned by ``title_exact``.
     """
     return [
-        title_exact().only(WORK_TYPES),
+        title_exact().only(NAMED_TYPES),
         episode_number(),
         token_year_band(2).only(WORK_TYPES).keep(1),
         person_name_key(),
         person_last_initial(),
-        title_prefix(6).only(WORK_TYPES).keep(1),
+        title_prefix(6).only(NAMED_TYPES).keep(1),
         shared_people("directors").only(WORK_TYPES).keep(1),
         title_tokens().only(WORK_TYPES).keep(1),
         person_tokens().keep(1),
@@ -312,7 +314,7 @@ def plan_partitions(
     rules: Sequence[BlockingRule] | None = None,
     n_partitions: int = 8,
     *,
-    max_block: int = 200,
+    max_block: int = 100,
     top_k: int = 3,
     within_source: bool = False,
     groups: dict[str, str] | None = None,
@@ -405,15 +407,17 @@ def candidate_pairs(
     partition: int,
     *,
     prepared: pl.DataFrame | None = None,
+    units: pl.DataFrame | None = None,
 ) -> pa.Table:
     """CANDIDATE_PAIRS owned by one partition, computed from records alone.
 
     ``records`` may be all records or any superset of the partition's members;
-    ``prepared`` (from ``prepare_for(plan, records)``) skips re-normalising when
+    ``prepared`` (from ``prepare_for(plan, records)``) and ``units`` (from
+    ``record_units(prepared, plan)``) skip re-normalising and re-keying when
     one process runs many partitions.
     """
     prep = prepared if prepared is not None else prepare_for(plan, records)
-    units = record_units(prep, plan)
+    units = units if units is not None else record_units(prep, plan)
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
     side = prep.select("rid", "src", "name_norm", "year")
     pairs = (
@@ -482,7 +486,8 @@ def _to_table(owned: pl.DataFrame, prep: pl.DataFrame, plan: PartitionPlan, part
 def all_candidate_pairs(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -> pa.Table:
     """Every partition in turn in this process: for tests, analysis and small data."""
     prep = prepare_for(plan, records)
-    parts = [candidate_pairs(records, plan, p, prepared=prep) for p in range(plan.n_partitions)]
+    units = record_units(prep, plan)
+    parts = [candidate_pairs(records, plan, p, prepared=prep, units=units) for p in range(plan.n_partitions)]
     return pa.concat_tables(parts)
 
 

@@ -127,3 +127,27 @@ def forgive_twins(predicted: pl.DataFrame, truth: pl.DataFrame, vectors: pl.Data
         right.append(hit.with_columns(pl.col("twin").alias(f"{other}_id")).select(PAIR_KEYS))
     kept = pred.select(PAIR_KEYS).join(pl.concat(wrong).unique(), on=PAIR_KEYS, how="anti")
     return pl.concat([kept, *right]).unique()
+
+
+def errors_by_case(predicted: pl.DataFrame, truth: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
+    """Misses and false matches per hard-case tag, from ``cases`` = (source, source_id, cases: list[str]).
+
+    A pair counts under every tag either of its records carries ('sequel',
+    'common_title', 'translated_title', ...), so a user sees which kind of hard
+    case the model gets wrong, not just how many.
+    """
+    pred, true = canonical_pairs(predicted.select(PAIR_KEYS)), canonical_pairs(truth.select(PAIR_KEYS))
+    tagged = cases.select("source", "source_id", "cases").explode("cases").drop_nulls("cases")
+
+    def tags(df: pl.DataFrame, what: str) -> pl.DataFrame:
+        ends = []
+        for side in ("left", "right"):
+            ends.append(df.join(tagged, left_on=[f"{side}_source", f"{side}_id"], right_on=["source", "source_id"])
+                        .select(*PAIR_KEYS, "cases"))
+        return pl.concat(ends).unique().group_by("cases").len(what)
+
+    missed = true.join(pred, on=PAIR_KEYS, how="anti")
+    false = pred.join(true, on=PAIR_KEYS, how="anti")
+    out = tags(true, "true_pairs").join(tags(missed, "missed"), on="cases", how="full", coalesce=True)
+    out = out.join(tags(false, "false_matches"), on="cases", how="full", coalesce=True)
+    return out.fill_null(0).rename({"cases": "case"}).sort("case")

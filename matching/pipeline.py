@@ -32,7 +32,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kg.errors import KGError
-from matching.blocking import PartitionPlan, candidate_pairs, load_plan, plan_partitions, prepare_for, save_plan
+from matching.blocking import (
+    PartitionPlan,
+    candidate_pairs,
+    load_plan,
+    plan_partitions,
+    prepare_for,
+    record_units,
+    save_plan,
+)
 from matching.cluster import ClusterResult, cluster_pairs
 from matching.features import FEATURE_REGISTRY, pair_features, prepare_features
 from matching.model import PairModel, load_model, score_pairs
@@ -49,7 +57,7 @@ class MatchConfig:
     """Knobs of a matching run, with defaults that suit entertainment catalogues."""
 
     n_partitions: int = 8
-    max_block: int = 200
+    max_block: int = 100
     top_k: int = 3
     groups: dict[str, str] = field(default_factory=lambda: dict(WORK_GROUPS))
     clean_sources: tuple[str, ...] = ()
@@ -105,11 +113,12 @@ def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT
 
 @lru_cache(maxsize=2)
 def _inputs(record_paths: tuple[str, ...], plan_path: str, model_path: str):
-    """Records, plan, model and both normalised views, loaded once per worker process."""
+    """Records, plan, model, both normalised views and every record's units, once per worker process."""
     records = read_records(record_paths)
     plan = load_plan(plan_path)
     model = load_model(model_path)
-    return records, plan, model, prepare_for(plan, records), prepare_features(records)
+    prepared = prepare_for(plan, records)
+    return records, plan, model, prepared, record_units(prepared, plan), prepare_features(records)
 
 
 def score_partition(
@@ -122,7 +131,7 @@ def score_partition(
     """
     run_dir = Path(run_dir)
     model_path = Path(model_path or run_dir / "model.json")
-    records, plan, model, prepared, prepared_features = _inputs(
+    records, plan, model, prepared, units, prepared_features = _inputs(
         tuple(str(p) for p in record_paths), str(run_dir / "plan.pkl"), str(model_path)
     )
     if not 0 <= partition < plan.n_partitions:
@@ -130,7 +139,7 @@ def score_partition(
             f"partition {partition} does not exist; the plan has {plan.n_partitions} (0..{plan.n_partitions - 1})"
         )
     t0 = time.perf_counter()
-    pairs = candidate_pairs(records, plan, partition, prepared=prepared)
+    pairs = candidate_pairs(records, plan, partition, prepared=prepared, units=units)
     t1 = time.perf_counter()
     features = pair_features(pairs, prepared=prepared_features, features=_model_features(model))
     t2 = time.perf_counter()

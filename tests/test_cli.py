@@ -7,20 +7,28 @@ from pathlib import Path
 
 import polars as pl
 
+from kg.graph import Graph
+
 KG = [sys.executable, "-c", "from kg.cli import main; main()"]
 
 
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    done = subprocess.run([*KG, "demo", "--out", str(out), "--entities", "300"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    for stage in ("1. sample", "2. ingest", "3. blocking", "4. features"):
+    done = subprocess.run(
+        [*KG, "demo", "--out", str(out), "--entities", "300", "--documents", "1"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for stage in ("1. sample", "2. ingest", "3. train", "4. match", "5. cluster", "6. graph", "7. extract"):
         assert stage in done.stdout
     records = pl.concat([pl.read_parquet(p) for p in (out / "records").glob("*.parquet")])
     truth = pl.read_parquet(out / "raw" / "truth.parquet")
     assert records.height == truth.height
-    assert len(list((out / "pairs").glob("part-*.parquet"))) > 1
-    assert pl.read_parquet(out / "features.parquet").height > 0
+    assert len(list((out / "match" / "scores").glob("part-*.parquet"))) == 8
+    crosswalk = pl.read_parquet(out / "match" / "crosswalk.parquet")
+    assert crosswalk.height == records.height
+    with Graph.open(out / "graph.duckdb", read_only=True) as graph:
+        assert graph.stats().entities_by_type.height > 0
+    assert (out / "extraction" / "relations.parquet").is_file()
 
 
 def test_ingest_command_and_clear_errors(tmp_path):
