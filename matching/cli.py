@@ -241,6 +241,27 @@ def eval_moviegraph(
     _print_eval(result)
 
 
+@eval_app.command("itunes-amazon")
+def eval_itunes_amazon(
+    data: Annotated[Path, typer.Option(help="folder of the iTunes-Amazon benchmark (Structured/, Dirty/)")],
+    variant: Annotated[str, typer.Option(help="Structured or Dirty")] = "Structured",
+    seed: Annotated[int, typer.Option(help="seed of the training splits")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Train on train.txt, report precision/recall/F1 on valid.txt (the shared data has no test split)."""
+    from kg.adapters.itunes_amazon import evaluate_itunes_amazon
+
+    result = evaluate_itunes_amazon(data, variant=variant, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    console.print(
+        f"iTunes-Amazon {variant} (seed {seed}), trained on train.txt, evaluated on {result['evaluated_on']}: "
+        f"P {result['precision']:.4f} R {result['recall']:.4f} F1 {result['f1']:.4f} at threshold "
+        f"{result['threshold']:.3f}; {result['seconds']:.1f} s"
+    )
+
+
 def _print_eval(result: dict) -> None:
     table = Table(title=f"held-out figures ({result['protocol']})", title_justify="left")
     cols = ("source pair", "precision", "recall", "F1", "F1 labelled", "clustered F1 labelled", "PC", "candidates")

@@ -227,8 +227,10 @@ def pair_features(
     pairs_df = pl.from_arrow(conform(pairs, CANDIDATE_PAIRS))
     left = prepared.rename({"source": "left_source", "source_id": "left_id"})
     right = prepared.rename({c: f"{c}_r" for c in prepared.columns})
-    joined = pairs_df.join(left, on=["left_source", "left_id"], how="left").join(
-        right, left_on=["right_source", "right_id"], right_on=["source_r", "source_id_r"], how="left"
+    # row order is the contract: callers align labels and scores with the input pairs
+    joined = pairs_df.join(left, on=["left_source", "left_id"], how="left", maintain_order="left").join(
+        right, left_on=["right_source", "right_id"], right_on=["source_r", "source_id_r"], how="left",
+        maintain_order="left",
     )
     frame = PairFrame(joined)
     exprs, arrays = {}, {}
