@@ -58,6 +58,7 @@ class BlockingRule:
     keys: KeyFn = field(repr=False)
     types: frozenset[str] | None = None
     top_k: int | None = None  # partners kept per record and unit; None: the plan's top_k
+    purge: bool = False  # oversized blocks of this rule are dropped, not windowed
     spec: tuple | None = field(default=None, repr=False, compare=False)  # (module, factory, args, kwargs)
 
     def __str__(self) -> str:
@@ -67,7 +68,7 @@ class BlockingRule:
         """Pickle as the factory call that built the rule: key functions are closures pickle cannot carry."""
         if self.spec is None:
             raise TypeError(f"blocking rule {self.name!r} was not made by a @blocking_rule factory; cannot ship it")
-        return _rebuild, (self.spec, self.types, self.top_k)
+        return _rebuild, (self.spec, self.types, self.top_k, self.purge)
 
     def only(self, types: Iterable[str]) -> BlockingRule:
         """The same rule applied to these entity types only."""
@@ -76,6 +77,15 @@ class BlockingRule:
     def keep(self, top_k: int) -> BlockingRule:
         """The same rule keeping only ``top_k`` partners per record in each of its blocks."""
         return replace(self, top_k=top_k)
+
+    def purged(self) -> BlockingRule:
+        """The same rule with oversized blocks dropped (block purging) instead of windowed.
+
+        For wide keys (any shared word): a word shared by more than
+        ``max_block`` records says little, and the close-year pairs its
+        windows would find are already another rule's.
+        """
+        return replace(self, purge=True)
 
 
 def blocking_rule(factory: Callable[..., BlockingRule]) -> Callable[..., BlockingRule]:
@@ -89,10 +99,10 @@ def blocking_rule(factory: Callable[..., BlockingRule]) -> Callable[..., Blockin
     return make
 
 
-def _rebuild(spec: tuple, types: frozenset[str] | None, top_k: int | None) -> BlockingRule:
+def _rebuild(spec: tuple, types: frozenset[str] | None, top_k: int | None, purge: bool) -> BlockingRule:
     module, name, args, kwargs = spec
     rule = getattr(importlib.import_module(module), name)(*args, **kwargs)
-    return replace(rule, types=types, top_k=top_k)
+    return replace(rule, types=types, top_k=top_k, purge=purge)
 
 
 def _explode(column: str | pl.Expr) -> KeyFn:
@@ -197,8 +207,10 @@ def default_rules() -> list[BlockingRule]:
 
     Wide rules (shared token, prefix, director) keep one partner per record and
     block: on the generated catalogue they cut candidates threefold for a 0.001
-    loss of pair completeness. ``title_year_band`` is left out: every pair it
-    finds is already owned by ``title_exact``.
+    loss of pair completeness. ``title_tokens`` blocks over ``max_block`` are
+    purged: half the blocking time, no loss of completeness there or on
+    moviegraph (purging ``person_tokens`` would cost 0.008). ``title_year_band``
+    is left out: every pair it finds is already owned by ``title_exact``.
     """
     return [
         title_exact().only(NAMED_TYPES),
@@ -208,7 +220,7 @@ def default_rules() -> list[BlockingRule]:
         person_last_initial(),
         title_prefix(6).only(NAMED_TYPES).keep(1),
         shared_people("directors").only(WORK_TYPES).keep(1),
-        title_tokens().only(WORK_TYPES).keep(1),
+        title_tokens().only(WORK_TYPES).keep(1).purged(),
         person_tokens().keep(1),
     ]
 
@@ -236,6 +248,7 @@ class PartitionPlan:
     top_k: int = 3
     within_source: bool = False
     groups: dict[str, str] = field(default_factory=dict)
+    purged: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"key": pl.UInt64}))  # dropped blocks
 
 
 def _records_frame(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
@@ -280,8 +293,8 @@ def _unit_id(prio: pl.Expr, hashed: pl.Expr) -> pl.Expr:
 
 
 def record_units(prep: pl.DataFrame, plan: PartitionPlan) -> pl.DataFrame:
-    """(rid, unit, partition): a record's blocks, with oversized ones replaced by windows."""
-    keys = record_keys(prep, plan.rules)
+    """(rid, unit, partition): a record's blocks, with oversized ones replaced by windows (or purged)."""
+    keys = record_keys(prep, plan.rules).join(plan.purged, on="key", how="anti")
     plain = keys.join(plan.windows.select("key").unique(), on="key", how="anti").select(
         "rid", unit=_unit_id(pl.col("prio"), pl.col("key"))
     )
@@ -324,7 +337,8 @@ def plan_partitions(
     Skew guard: a block with more than ``max_block`` records is cut, in
     (year, title) order, into buckets of ``max_block // 2`` and paired only
     within windows of two adjacent buckets (sorted neighbourhood), so no unit
-    enumerates more than ~``max_block^2 / 2`` pairs. Balance: units costing more
+    enumerates more than ~``max_block^2 / 2`` pairs; an oversized block of a
+    rule marked ``purged()`` is dropped instead. Balance: units costing more
     than 1/8 of a partition's fair share are placed largest first on the least
     loaded partition; the many small ones are spread by hash.
     """
@@ -337,7 +351,12 @@ def plan_partitions(
     blocks = per_source.group_by("prio", "key").agg(
         n=pl.col("c").sum().cast(pl.Float64), sq=(pl.col("c").cast(pl.Float64) ** 2).sum()
     )
-    big = blocks.filter(pl.col("n") > max_block).select("key")
+    purging = [prio for prio, rule in enumerate(rules) if rule.purge]
+    oversized = blocks.filter(pl.col("n") > max_block)
+    purged = oversized.filter(pl.col("prio").is_in(purging)).select("key")
+    blocks = blocks.join(purged, on="key", how="anti")
+    keys = keys.join(purged, on="key", how="anti")
+    big = oversized.join(purged, on="key", how="anti").select("key")
     members = (
         keys.join(big, on="key", how="semi")
         .join(prep.select("rid", "sort_key", "src"), on="rid")
@@ -374,7 +393,7 @@ def plan_partitions(
         .filter(pl.col("cost") > 0)
     )
     heavy, costs = _balance(units, n_partitions)
-    return PartitionPlan(rules, n_partitions, heavy, windows, costs, top_k, within_source, groups)
+    return PartitionPlan(rules, n_partitions, heavy, windows, costs, top_k, within_source, groups, purged)
 
 
 def _balance(units: pl.DataFrame, n_partitions: int) -> tuple[pl.DataFrame, np.ndarray]:

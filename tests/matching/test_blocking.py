@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import polars as pl
 import pytest
@@ -10,6 +12,7 @@ from matching.blocking import (
     record_units,
     shared_people,
     title_exact,
+    title_tokens,
 )
 from tests.matching.builders import movie, person, records
 
@@ -107,3 +110,16 @@ def test_craig_daniel_blocks_with_daniel_craig() -> None:
     pairs = pl.from_arrow(all_candidate_pairs(recs, plan_partitions(recs)))
     assert pairs.select(KEYS).rows() == [("a", "1", "b", "9")]
     assert pairs["rule"].to_list() == ["person_name_key"]
+
+
+def test_purged_rule_drops_oversized_blocks_instead_of_windowing() -> None:
+    rows = [movie(s, f"{i}", "Night", 1950 + i % 60) for i in range(300) for s in ("a", "b")]
+    rows += [movie("a", "x", "Quiet Heron", 2000), movie("b", "x", "Quiet Heron Returns", 2001)]
+    recs = records(rows)
+    windowed = plan_partitions(recs, [title_tokens()], n_partitions=2, max_block=50)
+    purged = plan_partitions(recs, [title_tokens().purged()], n_partitions=2, max_block=50)
+    assert all_candidate_pairs(recs, windowed).num_rows > 300
+    pairs = pl.from_arrow(all_candidate_pairs(recs, purged))
+    # the 600-record 'night' block is gone; the small 'quiet'/'heron' blocks remain
+    assert pairs.select("left_id", "right_id").rows() == [("x", "x")]
+    assert pickle.loads(pickle.dumps(purged.rules[0])).purge
