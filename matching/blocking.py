@@ -438,15 +438,17 @@ def candidate_pairs(
     prep = prepared if prepared is not None else prepare_for(plan, records)
     units = units if units is not None else record_units(prep, plan)
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
-    side = prep.select("rid", "src", "name_norm", "year")
+    mine = mine.join(prep.select("rid", "src"), on="rid")
+    keep = pl.col("rid") < pl.col("rid_r")
+    if not plan.within_source:
+        keep &= pl.col("src") != pl.col("src_r")  # before the name joins: most in-block pairs are same-source
+    side = prep.select("rid", "name_norm", "year")
     pairs = (
         mine.join(mine, on="unit", suffix="_r")
-        .filter(pl.col("rid") < pl.col("rid_r"))
+        .filter(keep)
         .join(side, on="rid")
         .join(side, left_on="rid_r", right_on="rid", suffix="_r")
     )
-    if not plan.within_source:
-        pairs = pairs.filter(pl.col("src") != pl.col("src_r"))
     pairs = _top_k(pairs, {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)})
     owned = _owned(pairs.select("rid", "rid_r", "unit"), units)
     return _to_table(owned, prep, plan, partition)
@@ -466,13 +468,21 @@ def _cheap_score(pairs: pl.DataFrame) -> np.ndarray:
 
 
 def _top_k(pairs: pl.DataFrame, k_by_prio: dict[int, int]) -> pl.DataFrame:
-    """Keep a pair if it is among the k best of either record, per unit and other source."""
-    scored = pairs.with_columns(score=pl.Series(_cheap_score(pairs), dtype=pl.Float32))
+    """Keep a pair if it is among the k best of either record, per unit and other source.
+
+    Ties are broken by the partner's rid inside one integer key (score in the
+    high bits), so the ranking is the same on every run without sorting
+    millions of pairs first.
+    """
+    score = pl.Series(_cheap_score(pairs), dtype=pl.Float32)
+    quantised = ((score.clip(-1.0, 1.0) + 1.0) * 1_000_000).cast(pl.Int64) * 2**32
+    scored = pairs.with_columns(q=quantised)
     k = (pl.col("unit") // _PRIO).replace_strict(k_by_prio, return_dtype=pl.UInt32)
-    rank_l = pl.col("score").rank("ordinal", descending=True).over("unit", "rid", "src_r")
-    rank_r = pl.col("score").rank("ordinal", descending=True).over("unit", "rid_r", "src")
-    # ordinal ties follow row order: sort first so every run breaks them the same way
-    return scored.sort("unit", "rid", "rid_r").filter((rank_l <= k) | (rank_r <= k))
+    best_for_left = pl.col("q") - pl.col("rid_r").cast(pl.Int64)
+    best_for_right = pl.col("q") - pl.col("rid").cast(pl.Int64)
+    rank_l = best_for_left.rank("min", descending=True).over("unit", "rid", "src_r")
+    rank_r = best_for_right.rank("min", descending=True).over("unit", "rid_r", "src")
+    return scored.filter((rank_l <= k) | (rank_r <= k)).drop("q")
 
 
 def _owned(pairs: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame:
