@@ -101,7 +101,14 @@ def match(
     """Score every candidate pair in partitions and cluster the matches into entities."""
     from matching.blocking import load_plan
     from matching.model import load_model
-    from matching.pipeline import cluster_run, plan_run, read_partition_stats, read_records, run_partitions
+    from matching.pipeline import (
+        cluster_run,
+        plan_run,
+        read_partition_stats,
+        read_records,
+        run_partitions,
+        screen_records,
+    )
 
     logging.basicConfig(level=logging.INFO if verbose or partition is not None else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
@@ -117,6 +124,9 @@ def match(
     config = _config(partitions, clean)
     run_id = run_id or f"match-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     recs = read_records(records)
+    for what, n in screen_records(pl.concat([pl.read_parquet(p) for p in records]))[1].items():
+        if n:
+            console.print(f"[yellow]note[/]: {n:,} records {what}")
     run_dir.mkdir(parents=True, exist_ok=True)
     pair_model = load_model(model)
     pair_model.save(run_dir / "model.json")

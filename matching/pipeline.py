@@ -98,7 +98,39 @@ def read_records(paths: Sequence[str | Path]) -> pl.DataFrame:
     if not dup.is_empty():
         first = dup.row(0, named=True)
         raise KGError(f"records: ({first['source']}, {first['source_id']}) appears more than once across {paths}")
+    records, screened = screen_records(records)
+    for what, n in screened.items():
+        if n:
+            log.warning("records: %d %s", n, what)
     return records
+
+
+YEARS = (1850, 2100)
+"""Plausible release/birth years; outside them a year is a typo (20003) and would mislead the year features."""
+
+
+def screen_records(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Null implausible years and count what matching cannot use, instead of failing or guessing.
+
+    A record without a name gets no blocking key, so it is never paired and
+    becomes its own entity; it is counted, not dropped.
+    """
+    low, high = YEARS
+    bad = lambda c: pl.col(c).is_not_null() & ~pl.col(c).is_between(low, high)  # noqa: E731
+    counts = records.select(
+        no_name=(pl.col("name").is_null() | (pl.col("name").str.strip_chars() == "")).sum(),
+        bad_year=bad("year").sum(),
+        bad_end_year=bad("end_year").sum(),
+    ).row(0, named=True)
+    cleaned = records.with_columns(
+        year=pl.when(bad("year")).then(None).otherwise("year"),
+        end_year=pl.when(bad("end_year")).then(None).otherwise("end_year"),
+    )
+    return cleaned, {
+        "without a name: never paired, each its own entity": counts["no_name"],
+        f"with a year outside {low}-{high}: year ignored": counts["bad_year"],
+        f"with an end year outside {low}-{high}: end year ignored": counts["bad_end_year"],
+    }
 
 
 def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT_CONFIG) -> PartitionPlan:

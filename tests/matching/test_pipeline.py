@@ -83,3 +83,21 @@ def test_plan_pickles_and_refuses_another_polars(run, tmp_path) -> None:
 def test_missing_records_file_is_named(model, tmp_path) -> None:
     with pytest.raises(KGError, match="absent.parquet: no such records file"):
         match_records([tmp_path / "absent.parquet"], model, tmp_path / "run", run_id="r")
+
+
+def test_bad_records_are_screened_and_counted(model, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from matching.pipeline import read_records, screen_records
+    from schemas.tables import RECORDS
+    from tests.matching.builders import movie, records
+
+    table = records([movie("a", "1", "Heat", 1995), movie("a", "2", None, 2001), movie("b", "1", "Heat", 20003)])
+    pq.write_table(table, tmp_path / "ab.parquet")
+    pq.write_table(RECORDS.empty_table(), tmp_path / "empty.parquet")
+    _, counts = screen_records(pl.from_arrow(table))
+    assert list(counts.values()) == [1, 1, 0]
+    recs = read_records([tmp_path / "ab.parquet", tmp_path / "empty.parquet"])
+    assert recs.filter(pl.col("source_id") == "1")["year"].to_list() == [1995, None]
+    result = match_records([tmp_path / "ab.parquet", tmp_path / "empty.parquet"], model, tmp_path / "run", run_id="r")
+    assert pl.from_arrow(result.crosswalk).height == 3  # the nameless record is its own entity, not lost
