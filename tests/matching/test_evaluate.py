@@ -1,7 +1,15 @@
 import numpy as np
 import polars as pl
 
-from matching.evaluate import bcubed, by_source_pair, crosswalk_pairs, forgive_twins, pairwise_metrics, pr_curve
+from matching.evaluate import (
+    bcubed,
+    by_source_pair,
+    crosswalk_pairs,
+    errors_by_case,
+    forgive_twins,
+    pairwise_metrics,
+    pr_curve,
+)
 
 
 def _pairs(rows):
@@ -49,3 +57,14 @@ def test_forgive_twins_swaps_only_indistinguishable_copies() -> None:
     assert pairwise_metrics(twin, truth)["f1"] == 1.0
     other = forgive_twins(_pairs([("a", "1", "b", "y")]), truth, vectors)
     assert pairwise_metrics(other, truth)["f1"] == 0.0
+
+
+def test_errors_by_case_counts_each_tag() -> None:
+    truth = _pairs([("a", "1", "b", "1"), ("a", "2", "b", "2")])
+    predicted = _pairs([("a", "1", "b", "1"), ("a", "2", "b", "3")])
+    cases = pl.DataFrame({"source": ["a", "a", "b"], "source_id": ["1", "2", "3"],
+                          "cases": [["typo"], ["sequel"], ["sequel", "remake"]]})
+    out = {r["case"]: r for r in errors_by_case(predicted, truth, cases).iter_rows(named=True)}
+    assert out["typo"] == {"case": "typo", "true_pairs": 1, "missed": 0, "false_matches": 0}
+    assert out["sequel"]["missed"] == 1 and out["sequel"]["false_matches"] == 1
+    assert out["remake"]["false_matches"] == 1
