@@ -46,24 +46,33 @@ class PairFrame:
         self._scores: dict[tuple[str, Callable, Callable | None], np.ndarray] = {}
 
     def strings(self, column: str) -> tuple[list[str], list[str], np.ndarray]:
-        """Left and right values ('' for null) and a mask of pairs missing either side."""
+        """Left and right values of the pairs where both sides have one, and those pairs' row numbers.
+
+        Only present pairs are converted and scored: parent titles exist for
+        episodes only, abstracts for some sources only, and a missing side is
+        a missing feature anyway.
+        """
         if column not in self._strings:
             left, right = self.df[column], self.df[f"{column}_r"]
-            missing = (left.is_null() | right.is_null()).to_numpy()
-            self._strings[column] = (left.fill_null("").to_list(), right.fill_null("").to_list(), missing)
+            present = (left.is_not_null() & right.is_not_null()).to_numpy()
+            rows = np.flatnonzero(present)
+            if len(rows) == len(present):
+                self._strings[column] = (left.to_list(), right.to_list(), rows)
+            else:
+                self._strings[column] = (left.gather(rows).to_list(), right.gather(rows).to_list(), rows)
         return self._strings[column]
 
     def score(self, column: str, scorer: Callable, processor: Callable | None = None) -> np.ndarray:
         """0..1 similarity per pair, NaN where either side is missing; read-only, cached."""
         key = (column, scorer, processor)
         if key not in self._scores:
-            left, right, missing = self.strings(column)
-            result = process.cpdist(
-                left, right, scorer=scorer, processor=processor, workers=-1, dtype=np.float32
-            )
-            if scorer is not JaroWinkler.normalized_similarity:
-                result /= np.float32(100.0)
-            result[missing] = np.nan
+            left, right, rows = self.strings(column)
+            result = np.full(self.df.height, np.nan, dtype=np.float32)
+            if len(rows):
+                scored = process.cpdist(left, right, scorer=scorer, processor=processor, workers=-1, dtype=np.float32)
+                if scorer is not JaroWinkler.normalized_similarity:
+                    scored /= np.float32(100.0)
+                result[rows] = scored
             result.flags.writeable = False
             self._scores[key] = result
         return self._scores[key]
