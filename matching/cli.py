@@ -293,4 +293,7 @@ def register(app: typer.Typer) -> None:
     app.command()(match)
     app.command()(explain)
     app.command("blocking-report")(blocking_report_cmd)
+    from extraction.eval_cli import register_eval
+
+    register_eval(eval_app)
     app.add_typer(eval_app, name="eval")
