@@ -179,6 +179,20 @@ def type_mentions(
     return typed, rejected
 
 
+def rotated(options: list[str], sample: int) -> list[str]:
+    """The options starting at a different one for each sample.
+
+    A small model tends to pick by position (the first option offered), not
+    by the text; with the order rotated between samples such an answer
+    changes with the order, the samples disagree, and the agreement-based
+    confidence gate rejects it. Sample 0 keeps the ontology's order.
+    """
+    if not options:
+        return options
+    k = sample % len(options)
+    return options[k:] + options[:k]
+
+
 def pair_options(ontology: Ontology, a: dict, b: dict) -> dict[str, tuple[dict, str, dict]]:
     """Option sentence -> (subject, relation, object) for every relation allowed between ``a`` and ``b``."""
     options: dict[str, tuple[dict, str, dict]] = {}
@@ -223,14 +237,15 @@ def classify_pairs(
     for doc, sentence, a, b, options in questions:
         s0, s1 = sentences[doc][sentence]
         response_model = choice_model(tuple(options))
-        question = relation_question(a["text"], a["type"], b["text"], b["type"], list(options))
         key = ("relation", docs[doc].sha256, s0, s1, a["start"], a["end"], b["start"], b["end"],
                RELATION_PROMPT.version, schema_version(response_model))
-        requests += [
-            Request(messages(RELATION_PROMPT, docs[doc].text[s0:s1], question), response_model,
-                    cache_key(*key, s), max_tokens)
-            for s in range(samples)
-        ]
+        for s in range(samples):
+            listed = rotated(list(options), s)
+            question = relation_question(a["text"], a["type"], b["text"], b["type"], listed)
+            requests.append(
+                Request(messages(RELATION_PROMPT, docs[doc].text[s0:s1], question), response_model,
+                        cache_key(*key, s), max_tokens)
+            )
     answers = asker.ask(requests, "guided: relations")
     rows = []
     for i, (doc, sentence, _a, _b, options) in enumerate(questions):

@@ -89,7 +89,7 @@ def type_prompt(ontology: Ontology) -> Prompt:
 
 RELATION_PROMPT = Prompt(
     "relation",
-    "relation-1",
+    "relation-2",
     "You decide which relation a text states between two named things.\n"
     + DATA_RULE
     + "\n\nPick the one option that the text states. Pick none when the text does not state any of them.",

@@ -298,3 +298,27 @@ def test_no_documents_give_typed_empty_tables(mode: str) -> None:
     result = extract([], client, mode=mode)
     assert result.relations.num_rows == result.mentions.num_rows == 0
     assert result.relations.schema.equals(RELATIONS) and client.asked == []
+
+
+def test_position_biased_answers_disagree_across_samples_and_are_rejected(store: Path) -> None:
+    """A model that takes the first option the prompt lists: rotated orders make its samples disagree."""
+
+    def listed(request) -> list[str]:
+        return [line[2:] for line in request.messages[-1]["content"].splitlines() if line.startswith("- ")]
+
+    def first_listed(request):
+        if kind(request) == "relation":
+            return request.response_model(choice=listed(request)[0])
+        if kind(request) == "type":
+            return request.response_model(type="none")
+        return request.response_model(supported="yes")
+
+    client = ScriptedClient(first_listed)
+    gates = GateConfig(samples=3, min_confidence=0.5)
+    result = extract([("k", "Rian Johnson directed Knives Out.")], client, mode="guided",
+                     gazetteer=Gazetteer.from_store(store), gates=gates)
+    firsts = [listed(r)[0] for r in client.asked if kind(r) == "relation"]
+    assert len(set(firsts)) == 3  # each sample saw another option first
+    rel = pl.from_arrow(result.relations)
+    assert rel.filter(pl.col("status") == "accepted").is_empty()
+    assert set(rel["reason"].str.split(":").list.first()) == {"low_confidence"}
