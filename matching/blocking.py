@@ -37,6 +37,7 @@ from schemas.tables import CANDIDATE_PAIRS, RECORDS, conform
 _SEED = 0x6B67  # fixed: unit ids must agree on every machine running the same polars version
 _PRIO = 2**56  # unit id = rule priority * 2^56 + (hash >> 8): ids sort by rule first
 _MAX_RULES = 255
+_SLICE_PAIRS = 3_000_000  # in-block pairs enumerated at once (names joined, scored, ranked): bounds memory
 
 WORK_TYPES = frozenset({"movie", "series", "episode", "season", "tv_movie", "short", "video", "book"})
 NAMED_TYPES = WORK_TYPES | {"company", "character", "place", "award", "concept", "country", "language", "genre"}
@@ -443,14 +444,20 @@ def candidate_pairs(
     if not plan.within_source:
         keep &= pl.col("src") != pl.col("src_r")  # before the name joins: most in-block pairs are same-source
     side = prep.select("rid", "name_norm", "year")
-    pairs = (
-        mine.join(mine, on="unit", suffix="_r")
-        .filter(keep)
-        .join(side, on="rid")
-        .join(side, left_on="rid_r", right_on="rid", suffix="_r")
-    )
-    pairs = _top_k(pairs, {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)})
-    owned = _owned(pairs.select("rid", "rid_r", "unit"), units)
+    k_by_prio = {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)}
+    # top-k is judged per unit, so units can be enumerated a slice at a time: memory stays bounded
+    n_slices = int(plan.costs[partition] // _SLICE_PAIRS) + 1
+    kept = []
+    for piece in range(n_slices):
+        sub = mine if n_slices == 1 else mine.filter(pl.col("unit") % n_slices == piece)
+        pairs = (
+            sub.join(sub, on="unit", suffix="_r")
+            .filter(keep)
+            .join(side, on="rid")
+            .join(side, left_on="rid_r", right_on="rid", suffix="_r")
+        )
+        kept.append(_top_k(pairs, k_by_prio).select("rid", "rid_r", "unit"))
+    owned = _owned(pl.concat(kept), units)
     return _to_table(owned, prep, plan, partition)
 
 

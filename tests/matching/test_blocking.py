@@ -123,3 +123,13 @@ def test_purged_rule_drops_oversized_blocks_instead_of_windowing() -> None:
     # the 600-record 'night' block is gone; the small 'quiet'/'heron' blocks remain
     assert pairs.select("left_id", "right_id").rows() == [("x", "x")]
     assert pickle.loads(pickle.dumps(purged.rules[0])).purge
+
+
+def test_enumerating_in_slices_gives_the_same_pairs(monkeypatch) -> None:
+    rows = [movie(s, f"{i}", f"Film {i % 40} part {i % 7}", 1990 + i % 9) for i in range(400) for s in ("a", "b")]
+    recs = records(rows)
+    plan = plan_partitions(recs, n_partitions=2)
+    whole = _keys(candidate_pairs(recs, plan, 0))
+    monkeypatch.setattr("matching.blocking._SLICE_PAIRS", 50)
+    assert plan.costs[0] // 50 > 2  # really sliced
+    assert _keys(candidate_pairs(recs, plan, 0)).equals(whole)
