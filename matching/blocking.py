@@ -289,6 +289,12 @@ def record_keys(prep: pl.DataFrame, rules: Sequence[BlockingRule]) -> pl.DataFra
     return pl.concat([empty, *parts]).unique().collect()
 
 
+def unit_rule(unit: pl.Expr, plan: PartitionPlan) -> pl.Expr:
+    """The name of the rule a unit id belongs to (its high bits are the rule's priority)."""
+    names = {prio: rule.name for prio, rule in enumerate(plan.rules)}
+    return (unit // _PRIO).replace_strict(names, return_dtype=pl.String)
+
+
 def _unit_id(prio: pl.Expr, hashed: pl.Expr) -> pl.Expr:
     return prio.cast(pl.UInt64) * _PRIO + hashed // 256
 

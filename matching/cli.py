@@ -19,27 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from kg.errors import KGError
+from matching.labels import read_truth
 
 console = Console()
 eval_app = typer.Typer(help="Measure matching quality on a benchmark with ground truth.", no_args_is_help=True)
 
 RecordsArg = Annotated[list[Path], typer.Argument(help="records Parquet files (ingest output), all sources")]
 PartitionsOpt = Annotated[int, typer.Option("--partitions", "-p", help="number of partitions")]
-
-
-def read_truth(path: Path) -> pl.DataFrame:
-    """True pairs from a truth file: pair keys, or (source, source_id, entity_id) like the sample's truth."""
-    if not path.is_file():
-        raise KGError(f"{path}: no such truth file")
-    df = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
-    pair_keys = ["left_source", "left_id", "right_source", "right_id"]
-    if set(pair_keys) <= set(df.columns):
-        return df.select(pl.col(pair_keys).cast(pl.String))
-    if {"source", "source_id", "entity_id"} <= set(df.columns):
-        t = df.select(pl.col("source", "source_id", "entity_id").cast(pl.String))
-        pairs = t.join(t, on="entity_id", suffix="_r").filter(pl.col("source") < pl.col("source_r"))
-        return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
-    raise KGError(f"{path}: a truth file needs {pair_keys} or (source, source_id, entity_id) columns")
 
 
 def _config(partitions: int, clean: list[str] | None = None):
@@ -141,6 +127,9 @@ def match(
         f"({result.n_split} clusters split, {result.dropped.height:,} pairs dropped) in "
         f"{time.perf_counter() - started:.1f} s → {run_dir / 'crosswalk.parquet'}"
     )
+    from matching.skew import partition_report
+
+    console.print(partition_report(run_dir)[1])
     if graph is not None:
         from kg.store import RunInfo, Store, merge_entities
 

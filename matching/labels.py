@@ -52,3 +52,18 @@ def read_review_labels(path: str | Path) -> pl.DataFrame:
         row = int(bad.arg_true()[0])
         raise KGError(f"{path}: record {row + 1}, field label: {df['label'][row]!r} is not 0/1")
     return df.select(*[pl.col(c).cast(pl.String) for c in PAIR_KEYS], label=label.is_in(["1", "true", "1.0"]))
+
+
+def read_truth(path: Path) -> pl.DataFrame:
+    """True pairs from a truth file: pair keys, or (source, source_id, entity_id) like the sample's truth."""
+    if not path.is_file():
+        raise KGError(f"{path}: no such truth file")
+    df = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+    pair_keys = ["left_source", "left_id", "right_source", "right_id"]
+    if set(pair_keys) <= set(df.columns):
+        return df.select(pl.col(pair_keys).cast(pl.String))
+    if {"source", "source_id", "entity_id"} <= set(df.columns):
+        t = df.select(pl.col("source", "source_id", "entity_id").cast(pl.String))
+        pairs = t.join(t, on="entity_id", suffix="_r").filter(pl.col("source") < pl.col("source_r"))
+        return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
+    raise KGError(f"{path}: a truth file needs {pair_keys} or (source, source_id, entity_id) columns")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from matching.blocking import _PRIO, load_plan
+from matching.blocking import load_plan, unit_rule
 from matching.pipeline import read_partition_stats
 
 STAGES = ("blocking", "features", "scoring")
@@ -42,9 +42,8 @@ def partition_report(run_dir: str | Path, top: int = 3) -> tuple[pl.DataFrame, s
     if stats.is_empty():
         return stats, f"{run_dir}: no finished partitions yet"
     plan = load_plan(run_dir / "plan.pkl")
-    names = {prio: rule.name for prio, rule in enumerate(plan.rules)}
     heavy = (
-        plan.heavy.with_columns(rule=(pl.col("unit") // _PRIO).replace_strict(names, return_dtype=pl.String))
+        plan.heavy.with_columns(rule=unit_rule(pl.col("unit"), plan))
         .group_by("partition", "rule")
         .len("n")
         .sort("n", "rule", descending=[True, False])
