@@ -26,17 +26,18 @@ import polars as pl
 import pyarrow as pa
 
 from kg.store import query as q
-from kg.store.db import DEFAULT_PATH, Store, first
+from kg.store.db import DEFAULT_PATH, Store
 from kg.store.errors import StoreError, UnknownEntity
 from kg.store.export import FORMATS, export_neo4j, export_parquet, export_subgraph, subgraph_to_networkx
 from kg.store.merge import MergeResult, merge_entities, merge_relations
 from kg.store.query import Path as GraphPath
 from kg.store.query import Subgraph
+from kg.store.reviews import LabelExport, add_review, add_reviews, export_match_labels, reviews
 from kg.store.runs import RunInfo
 from kg.store.stats import Stats, stats
 from schemas.ontology import Ontology, load_ontology
 
-__all__ = ["EntityView", "Graph", "GraphPath", "Subgraph"]
+__all__ = ["EntityView", "Graph", "GraphPath", "LabelExport", "Subgraph"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class Graph:
     def entity(self, entity_id: str) -> EntityView:
         """The entity with its names, source records and provenance; ``UnknownEntity`` if absent."""
         with self._snapshot() as con:
-            row = first(
+            row = q.one(
                 con,
                 "SELECT entity_id, type, name, year, end_year, status, n_records FROM entities "
                 "WHERE entity_id = ?",
@@ -123,20 +124,10 @@ class Graph:
                 "ORDER BY kind DESC, name, source, source_id",
                 [entity_id],
             )
-            records = q.frame(
-                con,
-                "SELECT r.source, r.source_id, r.type, r.name, r.year, r.line, r.run_id AS record_run, "
-                "c.run_id AS matching_run, u.merged_at FROM crosswalk c "
-                "JOIN records r USING (source, source_id) LEFT JOIN runs u ON u.run_id = c.run_id "
-                "WHERE c.entity_id = ? ORDER BY r.source, r.source_id",
-                [entity_id],
-            )
-            aliases = [
-                r[0]
-                for r in con.execute(
-                    "SELECT alias_id FROM id_aliases WHERE entity_id = ? ORDER BY alias_id", [entity_id]
-                ).fetchall()
-            ]
+            records = q.entity_records(con, entity_id)
+            aliases = [r[0] for r in q.rows(
+                con, "SELECT alias_id FROM id_aliases WHERE entity_id = ? ORDER BY alias_id", [entity_id]
+            )]
         return EntityView(*row, names=names, records=records, aliases=aliases)
 
     def neighbors(
@@ -219,8 +210,7 @@ class Graph:
         """A networkx MultiDiGraph of the subgraph around ``ids``, or of the whole graph when ``ids`` is None."""
         if ids is None:
             with self._snapshot() as con:
-                ids = [r[0] for r in con.execute("SELECT entity_id FROM entities ORDER BY entity_id").fetchall()]
-                sub = q.subgraph(con, ids, hops=0, relation=relation, min_confidence=min_confidence)
+                sub = q.whole_graph(con, relation=relation, min_confidence=min_confidence)
         else:
             sub = self.subgraph(ids, hops=hops, relation=relation, min_confidence=min_confidence)
         return subgraph_to_networkx(sub)
@@ -266,3 +256,36 @@ class Graph:
     def merge_relations(self, relations: pa.Table, run: RunInfo, *, allow_unlinked: bool = False) -> MergeResult:
         """See ``kg.store.merge.merge_relations``."""
         return merge_relations(self.store, relations, run, ontology=self.ontology, allow_unlinked=allow_unlinked)
+
+    # -- review labels (adding them needs read-write) ----------------------------------------------
+
+    def add_review(
+        self,
+        kind: str,
+        left: str | tuple[str, str],
+        right: str | tuple[str, str] | None = None,
+        *,
+        label: str,
+        reviewer: str | None = None,
+        note: str | None = None,
+    ) -> int:
+        """Label two records ('records', (source, id) pairs), two entities ('entities'), an edge or a claim.
+
+        Labels: match / non_match for pairs, correct / wrong for edges and
+        claims, unsure for any. Returns 1 when the label changed, 0 when the
+        reviewer had given that label already. See ``kg.store.reviews``.
+        """
+        return add_review(self.store, kind, left, right, label=label, reviewer=reviewer, note=note)
+
+    def add_reviews(self, labels: pa.Table) -> int:
+        """Store a table of labels (``kg.store.reviews.REVIEW_LABELS``) in one transaction."""
+        return add_reviews(self.store, labels)
+
+    def reviews(self, kind: str | None = None) -> pl.DataFrame:
+        """Stored labels, newest first: kind, target, label, reviewer, note, created_at."""
+        return reviews(self._con, kind)
+
+    def export_match_labels(self, path: str | Path) -> LabelExport:
+        """Reviewed record pairs as a PAIR_LABELS Parquet file, the training input of the matching model."""
+        with self._snapshot() as con:
+            return export_match_labels(con, path)

@@ -1,25 +1,35 @@
 """The graph store: one embedded DuckDB file holding entities, relations and their provenance.
 
-``Store.open`` opens (creates, migrates) the file; ``merge_entities`` and
-``merge_relations`` are the only writers; ``kg.graph.Graph`` is the analyst
-API on top. See ``docs/graph-store.md`` for the tables and the guarantees.
+``Store.open`` opens (or creates) the file and ``migrate`` upgrades an
+older one; ``merge_entities`` and ``merge_relations`` write the graph,
+``add_review`` / ``add_reviews`` write analysts' labels, and
+``kg.graph.Graph`` is the analyst API on top. See ``docs/graph-store.md`` for the tables and the guarantees.
 """
 
-from kg.store.db import DEFAULT_PATH, Store
+from kg.store.db import DEFAULT_PATH, Migrated, Store, migrate
 from kg.store.errors import StoreError, UnknownEntity
 from kg.store.merge import MergeResult, merge_entities, merge_relations
+from kg.store.reviews import PAIR_LABELS, REVIEW_LABELS, LabelExport, add_review, add_reviews, export_match_labels
 from kg.store.runs import RunInfo
 from kg.store.schema import SCHEMA_VERSION, TABLES
 
 __all__ = [
     "DEFAULT_PATH",
+    "PAIR_LABELS",
+    "REVIEW_LABELS",
     "SCHEMA_VERSION",
     "TABLES",
+    "LabelExport",
     "MergeResult",
+    "Migrated",
     "RunInfo",
     "Store",
     "StoreError",
     "UnknownEntity",
+    "add_review",
+    "add_reviews",
+    "export_match_labels",
     "merge_entities",
     "merge_relations",
+    "migrate",
 ]

@@ -1,8 +1,9 @@
-"""``kg query find|neighbors``, ``kg stats`` and ``kg export``: the graph store on the command line.
+"""``kg query``, ``kg stats``, ``kg export``, ``kg review`` and ``kg migrate``: the graph store on the command line.
 
-``register(app)`` adds the commands to the toolkit's typer app; every
-command opens the store read-only, so it can run while others read it.
-Errors come out as one ``error: ...`` line and exit code 2.
+``register(app)`` adds the commands to the toolkit's typer app. Look-ups,
+stats and exports open the store read-only, so they run while others read
+it; ``kg review`` (labels) and ``kg migrate`` open it read-write. Errors come
+out as one ``error: ...`` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import typer
 
 from kg.errors import KGError
 from kg.graph import Graph
-from kg.store.db import DEFAULT_PATH
+from kg.store.db import DEFAULT_PATH, migrate
 from kg.store.export import FORMATS
+from kg.store.reviews import LABELS
 
 T = TypeVar("T")
 
@@ -30,9 +32,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON lines inste
 
 
 @contextmanager
-def _graph(db: Path) -> Iterator[Graph]:
+def _graph(db: Path, read_only: bool = True) -> Iterator[Graph]:
     try:
-        with Graph.open(db, read_only=True) as graph:
+        with Graph.open(db, read_only=read_only) as graph:
             yield graph
     except KGError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -56,8 +58,23 @@ def _guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(2) from exc
 
 
+def _record_key(text: str) -> tuple[str, str]:
+    """``SOURCE:ID`` (split at the first colon: sources have none, ids may)."""
+    source, sep, source_id = text.partition(":")
+    if not sep or not source or not source_id:
+        typer.echo(f"error: record {text!r} is not SOURCE:ID", err=True)
+        raise typer.Exit(2)
+    return source, source_id
+
+
+LabelOption = Annotated[str, typer.Option("--label", help="match, non_match or unsure (pairs); correct, wrong or "
+                                          "unsure (edges, claims)")]
+ReviewerOption = Annotated[str | None, typer.Option("--reviewer", help="who labels (default: your login name)")]
+NoteOption = Annotated[str | None, typer.Option("--note", help="why")]
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``query`` (``find``, ``neighbors``), ``stats`` and ``export`` to ``app``."""
+    """Add ``query`` (``find``, ``neighbors``), ``stats``, ``export``, ``review`` and ``migrate`` to ``app``."""
     query_app = typer.Typer(help="Look things up in the graph store.", no_args_is_help=True)
 
     @query_app.command("find")
@@ -119,3 +136,92 @@ def register(app: typer.Typer) -> None:
         with _graph(db) as g:
             for path in _guard(lambda: g.export(fmt, out, ids=ids, hops=hops)):
                 typer.echo(str(path))
+
+    review_app = typer.Typer(help="Label record pairs, entity pairs, edges and claims; export match labels.",
+                             no_args_is_help=True)
+
+    def _label(kind: str, left: str | tuple[str, str], right: str | tuple[str, str] | None, label: str,
+               reviewer: str | None, note: str | None, db: Path) -> None:
+        with _graph(db, read_only=False) as g:
+            changed = _guard(lambda: g.add_review(kind, left, right, label=label, reviewer=reviewer, note=note))
+        typer.echo(f"{kind} label {label!r}: {'stored' if changed else 'unchanged (already given)'}")
+
+    @review_app.command("records")
+    def review_records(
+        left: Annotated[str, typer.Argument(help="first record, SOURCE:ID")],
+        right: Annotated[str, typer.Argument(help="second record, SOURCE:ID")],
+        label: LabelOption,
+        reviewer: ReviewerOption = None,
+        note: NoteOption = None,
+        db: DbOption = DEFAULT_PATH,
+    ) -> None:
+        """Say whether two source records are the same entity (match / non_match / unsure)."""
+        _label("records", _record_key(left), _record_key(right), label, reviewer, note, db)
+
+    @review_app.command("entities")
+    def review_entities(
+        left: Annotated[str, typer.Argument(help="entity id")],
+        right: Annotated[str, typer.Argument(help="the other entity id")],
+        label: LabelOption,
+        reviewer: ReviewerOption = None,
+        note: NoteOption = None,
+        db: DbOption = DEFAULT_PATH,
+    ) -> None:
+        """Say whether two entities are the same (match: they should merge) or not (non_match)."""
+        _label("entities", left, right, label, reviewer, note, db)
+
+    @review_app.command("edge")
+    def review_edge(
+        edge_id: Annotated[str, typer.Argument(help="edge id (kg query neighbors shows them)")],
+        label: LabelOption,
+        reviewer: ReviewerOption = None,
+        note: NoteOption = None,
+        db: DbOption = DEFAULT_PATH,
+    ) -> None:
+        """Say whether an edge is right (correct / wrong / unsure)."""
+        _label("edge", edge_id, None, label, reviewer, note, db)
+
+    @review_app.command("claim")
+    def review_claim(
+        claim_id: Annotated[str, typer.Argument(help="claim id (an edge's evidence lists them)")],
+        label: LabelOption,
+        reviewer: ReviewerOption = None,
+        note: NoteOption = None,
+        db: DbOption = DEFAULT_PATH,
+    ) -> None:
+        """Say whether one piece of evidence (a claim) is right (correct / wrong / unsure)."""
+        _label("claim", claim_id, None, label, reviewer, note, db)
+
+    @review_app.command("list")
+    def review_list(
+        kind: Annotated[str | None, typer.Option("--kind", help=", ".join(LABELS))] = None,
+        db: DbOption = DEFAULT_PATH,
+        as_json: JsonOption = False,
+    ) -> None:
+        """The stored labels, newest first."""
+        with _graph(db) as g:
+            _print(_guard(lambda: g.reviews(kind)), as_json)
+
+    @review_app.command("export")
+    def review_export(
+        out: Annotated[Path, typer.Option("--out", help="Parquet file to write")],
+        db: DbOption = DEFAULT_PATH,
+    ) -> None:
+        """Write reviewed record pairs (left_source, left_id, right_source, right_id, label) for training."""
+        with _graph(db) as g:
+            done = _guard(lambda: g.export_match_labels(out))
+        typer.echo(f"{done.path}: {done.matches} match, {done.non_matches} non-match pairs; left out: "
+                   f"{done.conflicts} where reviewers disagree, {done.unsure} unsure")
+
+    app.add_typer(review_app, name="review")
+
+    @app.command("migrate")
+    def migrate_cmd(db: DbOption = DEFAULT_PATH) -> None:
+        """Upgrade a store to this toolkit's schema version (one transaction; back the file up first)."""
+        done = _guard(lambda: migrate(db))
+        if not done.steps:
+            typer.echo(f"{done.path}: already at schema version {done.to_version}")
+            return
+        typer.echo(f"{done.path}: schema version {done.from_version} -> {done.to_version}")
+        for step in done.steps:
+            typer.echo(f"  applied {step}")

@@ -1,28 +1,42 @@
-"""Opening the DuckDB file: version checks, migrations, clear errors, transactions.
+"""Opening the DuckDB file: version checks, migrations, clear errors, transactions, indexes.
 
 DuckDB gives one process a read-write handle or many processes read-only
 handles, never both at once; inside a process every cursor is its own
 connection with snapshot isolation. So merges run on a fresh cursor in one
 transaction, readers use their own cursor, and a reader never sees half a
-merge. All DuckDB failures at open time become a ``StoreError`` that says
-what is wrong with the file (missing, corrupt, locked, too new) instead of a
-raw driver message.
+merge. Merges in one process take turns (a lock per file), which is what
+keeps natural keys unique in tables that have no key constraint. All DuckDB
+failures at open time become a ``StoreError`` that says what is wrong with
+the file (missing, corrupt, locked, too old, too new) instead of a raw
+driver message.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from kg.store.errors import StoreError
-from kg.store.schema import META_TABLE, MIGRATIONS, SCHEMA_VERSION, Migration
+from kg.store.schema import INDEXES, META_TABLE, MIGRATIONS, SCHEMA_VERSION, Migration
 
 DEFAULT_PATH = Path("graph.duckdb")
+
+# One writer at a time per store file within this process (DuckDB's file lock covers other processes).
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    key = path.resolve()
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.RLock())
 
 
 def first(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> tuple | None:
@@ -38,15 +52,19 @@ class Store:
         self._con = con
         self.path = path
         self.read_only = read_only
+        self.migrated_from: int | None = None  # the version this open upgraded the store from, if it did
 
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path = DEFAULT_PATH, *, read_only: bool = False) -> Store:
-        """Open (and, read-write, create or migrate) the store at ``path``.
+    def open(cls, path: str | Path = DEFAULT_PATH, *, read_only: bool = False, migrate: bool = False) -> Store:
+        """Open the store at ``path``; read-write creates an empty store where there is none.
 
-        Read-only needs an existing store of this schema version; read-write
-        creates an empty store and upgrades an older one in one transaction.
+        A store of an older schema version is refused unless ``migrate`` is
+        set (read-write only): then every missing migration runs in one
+        transaction (``kg migrate`` does this). A store of a newer version is
+        always refused. Read-write, any lookup index a bulk merge did not get
+        to rebuild (the process was killed after its commit) is built again.
         """
         path = Path(path)
         if read_only and not path.exists():
@@ -57,15 +75,24 @@ class Store:
             con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(_explain_open_error(path, exc)) from exc
+        if not read_only:
+            # Let DuckDB append in parallel without keeping row order: about half the work of an ordered
+            # bulk insert, which writes row groups twice. Store queries say ORDER BY wherever order matters.
+            con.execute("SET preserve_insertion_order = false")
         store = cls(con, path, read_only)
         try:
-            store._check_version()
+            store._check_version(migrate)
+            if not read_only:
+                store.ensure_indexes()
+        except duckdb.Error as exc:  # the header opened, the catalog or a table did not
+            con.close()
+            raise StoreError(_explain_open_error(path, exc)) from exc
         except BaseException:
             con.close()
             raise
         return store
 
-    def _check_version(self) -> None:
+    def _check_version(self, migrate: bool) -> None:
         try:
             tables = {
                 r[0]
@@ -89,12 +116,13 @@ class Store:
                 f"{SCHEMA_VERSION}; upgrade kg-toolkit to open it"
             )
         if version < SCHEMA_VERSION:
-            if self.read_only:
+            if self.read_only or not migrate:
                 raise StoreError(
                     f"{self.path}: store has schema version {version}, this toolkit needs {SCHEMA_VERSION}; "
-                    "open it read-write once to migrate it"
+                    f"migrate it first: kg migrate --db {self.path} (back the file up before)"
                 )
             self._migrate(version)
+            self.migrated_from = version
 
     def version(self) -> int:
         """The schema version stamped in the store."""
@@ -111,7 +139,7 @@ class Store:
         steps = [m for m in (migrations or MIGRATIONS) if m.version > current]
         if not steps:
             return
-        with self.transaction() as con:
+        with self.transaction("migration") as con:
             for step in steps:
                 for statement in step.statements:
                     con.execute(statement)
@@ -127,19 +155,72 @@ class Store:
 
     # -- use ---------------------------------------------------------------------------------------
 
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; open it with read_only=False to merge")
+
+    def write_lock(self) -> threading.RLock:
+        """The lock merges on this file take in this process (re-entrant)."""
+        return _write_lock(self.path)
+
+    def table_rows(self) -> dict[str, int]:
+        """Rows per store table, from DuckDB's catalog (no scan)."""
+        return dict(
+            self._con.execute(
+                "SELECT table_name, estimated_size FROM duckdb_tables() "
+                "WHERE database_name = current_database() AND schema_name = 'main'"
+            ).fetchall()
+        )
+
+    def _index_names(self) -> set[str]:
+        return {
+            r[0]
+            for r in self._con.execute(
+                "SELECT index_name FROM duckdb_indexes() WHERE database_name = current_database()"
+            ).fetchall()
+        }
+
+    def drop_indexes(self, tables: list[str]) -> list[str]:
+        """Drop the lookup indexes of ``tables`` (each in its own commit); returns the names dropped."""
+        self._require_writable()
+        if not tables:
+            return []
+        with self.write_lock():
+            have = self._index_names()
+            dropped = [name for name, (table, _) in INDEXES.items() if table in tables and name in have]
+            for name in dropped:  # names come from the INDEXES constant
+                self._con.execute(f"DROP INDEX IF EXISTS {name}")
+            return dropped
+
+    def ensure_indexes(self) -> list[str]:
+        """Build the lookup indexes the store lacks, each over committed rows; returns the names built."""
+        self._require_writable()
+        with self.write_lock():
+            have = self._index_names()
+            built = []
+            for name, (table, columns) in INDEXES.items():
+                if name not in have:  # names and columns come from the INDEXES constant
+                    self._con.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+                    built.append(name)
+            return built
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new connection to the same database: its own transactions and snapshot."""
         return self._con.cursor()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A fresh cursor inside BEGIN ... COMMIT; any exception rolls everything back.
+    def transaction(self, what: str = "merge") -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor inside BEGIN ... COMMIT, holding the file's write lock; any exception rolls back.
 
         DuckDB writes a transaction to its WAL only at COMMIT, so a process
         killed before that leaves no trace of it on disk.
         """
-        if self.read_only:
-            raise StoreError(f"{self.path}: opened read-only; open it with read_only=False to merge")
+        self._require_writable()
+        with _write_lock(self.path), self._transaction(what) as con:
+            yield con
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._con.cursor()
         try:
             con.begin()
@@ -147,7 +228,7 @@ class Store:
                 yield con
             except duckdb.Error as exc:
                 con.rollback()
-                raise StoreError(f"{self.path}: merge failed and was rolled back: {exc}") from exc
+                raise StoreError(f"{self.path}: {what} failed and was rolled back: {exc}") from exc
             except BaseException:
                 con.rollback()
                 raise
@@ -165,11 +246,19 @@ class Store:
         self.close()
 
 
+def damaged(exc: duckdb.Error) -> bool:
+    """Whether DuckDB says the file itself is broken (bad checksum, truncated), not the query."""
+    text = str(exc)
+    return "Corrupt database file" in text or "checksum" in text or "Could not read enough bytes" in text
+
+
 def _explain_open_error(path: Path, exc: duckdb.Error) -> str:
     """Turn DuckDB's open-time message into one that says what to do."""
     text = str(exc)
-    if "not a valid DuckDB database file" in text or "Corrupt" in text or "corrupt" in text:
+    if "not a valid DuckDB database file" in text:
         return f"{path}: not a valid DuckDB database file (corrupt or another format); restore it from a backup"
+    if damaged(exc):
+        return f"{path}: the store file is damaged ({text.splitlines()[0]}); restore it from a backup"
     if "lock" in text.lower():
         pid = re.search(r"PID (\d+)", text)
         who = f" by process {pid.group(1)}" if pid else ""
@@ -177,3 +266,29 @@ def _explain_open_error(path: Path, exc: duckdb.Error) -> str:
     if "newer" in text or "version" in text.lower():
         return f"{path}: written by another DuckDB storage version: {text}"
     return f"{path}: cannot open graph store: {text}"
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """What ``migrate`` did: the versions before and after, and the steps applied (none when current)."""
+
+    path: Path
+    from_version: int
+    to_version: int
+    steps: list[str]
+
+
+def migrate(path: str | Path) -> Migrated:
+    """Upgrade the store at ``path`` to this toolkit's schema version, all steps in one transaction.
+
+    A store already at the current version is left alone; one from a newer
+    toolkit is refused; so is a path with no store (``migrate`` never
+    creates one).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no graph store there to migrate")
+    with Store.open(path, migrate=True) as store:
+        before = store.migrated_from if store.migrated_from is not None else store.version()
+        steps = [f"{m.version}: {m.description}" for m in MIGRATIONS if before < m.version <= SCHEMA_VERSION]
+        return Migrated(path, before, store.version(), steps)

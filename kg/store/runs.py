@@ -14,7 +14,8 @@ import duckdb
 from kg import __version__
 
 
-def _user() -> str:
+def current_user() -> str:
+    """The login name of whoever runs the toolkit, for run and review records."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers
@@ -28,7 +29,7 @@ class RunInfo:
     run_id: str
     kind: str  # "matching", "extraction", ...
     started_at: datetime | None = None
-    user: str = field(default_factory=_user)
+    user: str = field(default_factory=current_user)
     host: str = field(default_factory=socket.gethostname)
     tool_version: str = __version__
     config: dict[str, Any] = field(default_factory=dict)

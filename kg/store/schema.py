@@ -173,6 +173,159 @@ _V1: list[str] = [
 ]
 
 
+# Version 2: the store at millions of rows. Primary keys go (DuckDB checks a
+# key with an ART insert per row, about 1.5 us per key and index, which made
+# a 10M-relation merge spend minutes on constraints); merges keep keys unique
+# themselves (anti-joins on the natural key, one writer per file), and the
+# lookup indexes below are plain ART indexes that a bulk merge rebuilds after
+# commit instead of updating row by row. Reviews become labels on record
+# pairs, entity pairs, edges and claims; ``name_tokens`` and ``token_df``
+# index names by word for ``find``.
+_KEYLESS: dict[str, str] = {
+    "records": """
+        source VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        name VARCHAR,
+        aliases VARCHAR[],
+        year INTEGER,
+        end_year INTEGER,
+        runtime_min FLOAT,
+        countries VARCHAR[],
+        languages VARCHAR[],
+        genres VARCHAR[],
+        directors VARCHAR[],
+        "cast" VARCHAR[],
+        writers VARCHAR[],
+        professions VARCHAR[],
+        parent VARCHAR,
+        season INTEGER,
+        episode INTEGER,
+        abstract VARCHAR,
+        line BIGINT,
+        run_id VARCHAR NOT NULL""",
+    "entities": """
+        entity_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        name VARCHAR,
+        year INTEGER,
+        end_year INTEGER,
+        n_records INTEGER NOT NULL,
+        status VARCHAR NOT NULL,
+        first_run VARCHAR NOT NULL,
+        last_run VARCHAR NOT NULL""",
+    "crosswalk": """
+        source VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL,
+        entity_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL""",
+    "id_aliases": """
+        alias_id VARCHAR NOT NULL,
+        entity_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL""",
+    "names": """
+        entity_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        norm VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL""",
+    "claims": """
+        claim_id VARCHAR NOT NULL,
+        edge_id VARCHAR,
+        subject VARCHAR NOT NULL,
+        subject_type VARCHAR NOT NULL,
+        relation VARCHAR NOT NULL,
+        object VARCHAR NOT NULL,
+        object_type VARCHAR NOT NULL,
+        subject_id VARCHAR,
+        object_id VARCHAR,
+        confidence FLOAT,
+        doc_id VARCHAR NOT NULL,
+        evidence VARCHAR,
+        start INTEGER,
+        "end" INTEGER,
+        status VARCHAR NOT NULL,
+        reason VARCHAR,
+        model VARCHAR,
+        prompt_version VARCHAR,
+        run_id VARCHAR NOT NULL,
+        merge_id BIGINT NOT NULL""",
+    "edges": """
+        edge_id VARCHAR NOT NULL,
+        subject_id VARCHAR NOT NULL,
+        relation VARCHAR NOT NULL,
+        object_id VARCHAR NOT NULL,
+        confidence FLOAT,
+        n_evidence INTEGER NOT NULL,
+        first_run VARCHAR NOT NULL,
+        last_run VARCHAR NOT NULL""",
+}
+
+# Words of a normalised name that ``find`` looks names up by: every token of
+# two or more characters, and single digits ("2" in "Knives Out 2").
+TOKENS_MACRO = (
+    "CREATE OR REPLACE MACRO kg_tokens(norm) AS "
+    "list_distinct(regexp_extract_all(norm, '[^ ]{2,}|\\b[0-9]\\b'))"
+)
+
+_V2: list[str] = [
+    # Same columns, no primary key: copy each table over (its v1 indexes go with the old table).
+    *(
+        stmt
+        for table, columns in _KEYLESS.items()
+        for stmt in (
+            f"CREATE TABLE _kg_v2_{table} ({columns})",
+            f"INSERT INTO _kg_v2_{table} SELECT *{', 0' if table == 'claims' else ''} FROM {table}",
+            f"DROP TABLE {table}",
+            f"ALTER TABLE _kg_v2_{table} RENAME TO {table}",
+        )
+    ),
+    # Merges are numbered; a claim records the merge that added it (v1 claims: merge 0).
+    f"INSERT INTO {META_TABLE} VALUES ('last_merge', '0')",
+    # One row per (target, reviewer): the reviewer's current label; pairs are stored in canonical order.
+    """CREATE TABLE review_labels (
+        target_kind VARCHAR NOT NULL,
+        left_source VARCHAR,
+        left_id VARCHAR NOT NULL,
+        right_source VARCHAR,
+        right_id VARCHAR,
+        label VARCHAR NOT NULL,
+        reviewer VARCHAR NOT NULL,
+        note VARCHAR,
+        created_at TIMESTAMP NOT NULL)""",
+    "INSERT INTO review_labels SELECT target_kind, NULL, target_id, NULL, NULL, label, reviewer, note, created_at "
+    "FROM reviews",
+    "DROP TABLE reviews",
+    "ALTER TABLE review_labels RENAME TO reviews",
+    TOKENS_MACRO,
+    # The words of every name of every active entity, with the entity's type and year for filtering.
+    """CREATE TABLE name_tokens (
+        token VARCHAR NOT NULL,
+        entity_id VARCHAR NOT NULL,
+        norm VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        year INTEGER)""",
+    "INSERT INTO name_tokens SELECT DISTINCT unnest(kg_tokens(n.norm)) AS token, n.entity_id, n.norm, e.type, e.year "
+    "FROM names n JOIN entities e USING (entity_id) ORDER BY token",
+    # How many name_tokens rows each word has: rare words select candidates, common ones only score them.
+    "CREATE TABLE token_df (token VARCHAR NOT NULL, df BIGINT NOT NULL)",
+    "INSERT INTO token_df SELECT token, count(*) FROM name_tokens GROUP BY token ORDER BY token",
+    "DROP INDEX IF EXISTS names_norm",
+    "CREATE INDEX entities_id ON entities (entity_id)",
+    "CREATE INDEX records_source_id ON records (source_id)",
+    "CREATE INDEX crosswalk_entity ON crosswalk (entity_id)",
+    "CREATE INDEX id_aliases_alias ON id_aliases (alias_id)",
+    "CREATE INDEX names_entity ON names (entity_id)",
+    "CREATE INDEX name_tokens_token ON name_tokens (token)",
+    "CREATE INDEX token_df_token ON token_df (token)",
+    "CREATE INDEX claims_edge ON claims (edge_id)",
+    "CREATE INDEX edges_subject ON edges (subject_id)",
+    "CREATE INDEX edges_object ON edges (object_id)",
+]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: applying ``statements`` to a store at ``version - 1`` gives ``version``."""
@@ -184,9 +337,25 @@ class Migration:
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial graph store", tuple(_V1)),
+    Migration(2, "keyless bulk tables with rebuildable indexes, review labels, name token index", tuple(_V2)),
 ]
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
+
+# Lookup indexes of the current version: name -> (table, columns). A bulk merge
+# drops a table's indexes and ``ensure_indexes`` rebuilds any that are missing.
+INDEXES: dict[str, tuple[str, str]] = {
+    "entities_id": ("entities", "entity_id"),
+    "records_source_id": ("records", "source_id"),
+    "crosswalk_entity": ("crosswalk", "entity_id"),
+    "id_aliases_alias": ("id_aliases", "alias_id"),
+    "names_entity": ("names", "entity_id"),
+    "name_tokens_token": ("name_tokens", "token"),
+    "token_df_token": ("token_df", "token"),
+    "claims_edge": ("claims", "edge_id"),
+    "edges_subject": ("edges", "subject_id"),
+    "edges_object": ("edges", "object_id"),
+}
 
 # Tables an analyst sees, in dependency order (exports and stats walk this list).
 TABLES: tuple[str, ...] = (
@@ -196,6 +365,8 @@ TABLES: tuple[str, ...] = (
     "crosswalk",
     "id_aliases",
     "names",
+    "name_tokens",
+    "token_df",
     "claims",
     "edges",
     "reviews",

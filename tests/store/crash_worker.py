@@ -1,13 +1,18 @@
-"""Child process for the kill -9 test: builds a large merge, says 'start', merges, says 'committed'."""
+"""Child process for the kill -9 tests: builds a large merge, says 'start', merges, says 'committed'.
+
+    python -m tests.store.crash_worker PATH N TAG            # N records of TAG into N/2 movie entities
+    python -m tests.store.crash_worker PATH N TAG relations  # N sequel_of relations among those movies
+"""
 
 from __future__ import annotations
 
 import sys
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from kg.store import RunInfo, Store, merge_entities
-from schemas.tables import CROSSWALK, RECORDS
+from kg.store import RunInfo, Store, merge_entities, merge_relations
+from schemas.tables import CROSSWALK, RECORDS, RELATIONS
 
 
 def bulk(n: int, tag: str) -> tuple[pa.Table, pa.Table]:
@@ -23,8 +28,35 @@ def bulk(n: int, tag: str) -> tuple[pa.Table, pa.Table]:
     return pa.table(recs, schema=RECORDS), pa.table(cw, schema=CROSSWALK)
 
 
+def sequels(n: int, movies: int, entity_tag: str, run_id: str) -> pa.Table:
+    """n relation rows 'movie a sequel_of movie b' among the movies of ``bulk(2 * movies, entity_tag)``."""
+    i = pa.array(range(n), pa.int64())
+    subject = pc.binary_join_element_wise(f"E{entity_tag}-", pc.cast(pc.bit_wise_and(i, movies - 1), pa.string()),
+                                          "")
+    obj = pc.binary_join_element_wise(
+        f"E{entity_tag}-", pc.cast(pc.bit_wise_and(pc.add(pc.multiply(i, 7), 1), movies - 1), pa.string()), "")
+    doc = pc.binary_join_element_wise("doc-", pc.cast(i, pa.string()), "")
+    cols = {f.name: pa.nulls(n, f.type) for f in RELATIONS}
+    cols.update(
+        subject=subject, subject_type=pa.array(["movie"] * n), relation=pa.array(["sequel_of"] * n), object=obj,
+        object_type=pa.array(["movie"] * n), subject_id=subject, object_id=obj,
+        confidence=pa.array([0.5 + (k % 50) / 100 for k in range(n)], pa.float32()), doc_id=doc,
+        evidence=pc.binary_join_element_wise(subject, obj, " is a sequel of "), status=pa.array(["accepted"] * n),
+        model=pa.array(["test-model"] * n), run_id=pa.array([run_id] * n),
+    )
+    return pa.table(cols, schema=RELATIONS)
+
+
 def main() -> None:
     path, n, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    mode = sys.argv[4] if len(sys.argv) > 4 else "entities"
+    if mode == "relations":
+        rels = sequels(n, 4096, "bulk", tag)
+        with Store.open(path) as store:
+            print("start", flush=True)
+            merge_relations(store, rels, RunInfo(tag, "extraction"))
+            print("committed", flush=True)
+        return
     recs, cw = bulk(n, tag)
     with Store.open(path) as store:
         print("start", flush=True)

@@ -107,13 +107,65 @@ def fingerprint(path: Path) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent checksum of every store table: equal iff contents are equal."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        out = {}
-        for t in TABLES:
-            count, digest = con.execute(
-                f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {t} AS t"
-            ).fetchall()[0]
-            # runs.merged_at is when a run was first merged: part of the state, compared like the rest
-            out[t] = (count, hashlib.sha256(digest.encode()).hexdigest()[:16])
-        return out
+        return fingerprint_of(con)
+    finally:
+        con.close()
+
+
+def fingerprint_of(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:
+    """``fingerprint`` through an open connection (a process with the store open read-write cannot open it
+    again read-only)."""
+    out = {}
+    for t in TABLES:
+        count, digest = con.execute(
+            f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {t} AS t"
+        ).fetchall()[0]
+        # runs.merged_at is when a run was first merged: part of the state, compared like the rest
+        out[t] = (count, hashlib.sha256(digest.encode()).hexdigest()[:16])
+    return out
+
+
+# Natural keys of the keyless tables: merges must keep them unique.
+KEYS = {
+    "records": "source, source_id",
+    "entities": "entity_id",
+    "crosswalk": "source, source_id",
+    "id_aliases": "alias_id",
+    "names": "entity_id, source, source_id, kind, name",
+    "name_tokens": "token, entity_id, norm",
+    "token_df": "token",
+    "claims": "claim_id",
+    "edges": "edge_id",
+}
+
+
+def check_invariants(path: Path) -> None:
+    """What merges promise beyond their own outputs: unique keys, and derived tables equal to a recount."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        for table, key in KEYS.items():
+            sql = f"SELECT {key}, count(*) FROM {table} GROUP BY ALL HAVING count(*) > 1 LIMIT 3"
+            dup = con.execute(sql).fetchall()
+            assert not dup, (table, dup)
+        off = con.execute(
+            "SELECT e.edge_id, e.n_evidence, c.n, e.confidence, c.conf FROM edges e FULL JOIN ("
+            "SELECT edge_id, count(*) AS n, max(confidence) AS conf FROM claims WHERE edge_id IS NOT NULL "
+            "GROUP BY edge_id) c USING (edge_id) "
+            "WHERE e.n_evidence IS DISTINCT FROM c.n OR e.confidence IS DISTINCT FROM c.conf LIMIT 3"
+        ).fetchall()
+        assert not off, ("edges vs claims", off)
+        tokens = con.execute(
+            "SELECT * FROM (SELECT DISTINCT unnest(kg_tokens(n.norm)) AS token, n.entity_id, n.norm, e.type, e.year "
+            "FROM names n JOIN entities e USING (entity_id) WHERE e.status = 'active') d "
+            "FULL JOIN name_tokens t USING (token, entity_id, norm) "
+            "WHERE t.token IS NULL OR d.token IS NULL OR t.type IS DISTINCT FROM d.type "
+            "OR t.year IS DISTINCT FROM d.year LIMIT 3"
+        ).fetchall()
+        assert not tokens, ("name_tokens vs names", tokens)
+        df = con.execute(
+            "SELECT * FROM token_df d FULL JOIN (SELECT token, count(*) AS n FROM name_tokens GROUP BY token) c "
+            "USING (token) WHERE d.df IS DISTINCT FROM c.n LIMIT 3"
+        ).fetchall()
+        assert not df, ("token_df vs name_tokens", df)
     finally:
         con.close()

@@ -12,7 +12,6 @@ import pytest
 
 from kg.graph import Graph
 from kg.store import SCHEMA_VERSION, RunInfo, Store, StoreError, merge_entities, merge_relations
-from kg.store.schema import Migration
 from schemas.tables import CROSSWALK, RECORDS, RELATIONS
 from tests.store.helpers import crosswalk, fingerprint, matching_run, rec, records, rel, relations, table
 
@@ -121,38 +120,6 @@ def test_newer_schema_version_refused(store_path: Path) -> None:
     assert fingerprint(store_path) == before
 
 
-def test_migration_path(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store from version N opens read-only only after a read-write open applied N+1's migration."""
-    from kg.store import db, schema
-
-    step = Migration(SCHEMA_VERSION + 1, "add entities.wikidata", ("ALTER TABLE entities ADD COLUMN wikidata VARCHAR",))
-    monkeypatch.setattr(db, "MIGRATIONS", [*schema.MIGRATIONS, step])
-    monkeypatch.setattr(db, "SCHEMA_VERSION", step.version)
-    with pytest.raises(StoreError, match="open it read-write once to migrate"):
-        Store.open(store_path, read_only=True)
-    with Store.open(store_path) as store:
-        assert store.version() == step.version
-    with Store.open(store_path, read_only=True) as store:
-        con = store.cursor()
-        assert con.execute("SELECT max(version) FROM schema_history").fetchall() == [(step.version,)]
-        assert con.execute("SELECT count(wikidata) FROM entities").fetchall() == [(0,)]
-
-
-def test_failed_migration_leaves_store_unchanged(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kg.store import db, schema
-
-    step = Migration(SCHEMA_VERSION + 1, "broken", ("ALTER TABLE entities ADD COLUMN x INTEGER", "SELEKT 1"))
-    monkeypatch.setattr(db, "MIGRATIONS", [*schema.MIGRATIONS, step])
-    monkeypatch.setattr(db, "SCHEMA_VERSION", step.version)
-    before = fingerprint(store_path)
-    with pytest.raises(StoreError, match="rolled back"):
-        Store.open(store_path)
-    monkeypatch.undo()
-    assert fingerprint(store_path) == before
-    with Store.open(store_path, read_only=True) as store:
-        assert store.version() == SCHEMA_VERSION
-
-
 def test_corrupt_file(tmp_path: Path) -> None:
     path = tmp_path / "graph.duckdb"
     path.write_bytes(b"this is not a database " * 500)
@@ -160,6 +127,37 @@ def test_corrupt_file(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="not a valid DuckDB database file"):
             Store.open(path, read_only=read_only)
     assert path.read_bytes() == b"this is not a database " * 500
+
+
+def test_damaged_and_truncated_store(store_path: Path, tmp_path: Path) -> None:
+    """A real store whose blocks fail their checksums, or cut short: a StoreError that says the file is damaged
+    (at open, or at the first query that reads a bad block), and the file left as it was."""
+    import hashlib
+    import os
+    import shutil
+
+    from kg.store import TABLES
+
+    size = store_path.stat().st_size
+    damaged = tmp_path / "damaged.duckdb"
+    shutil.copy(store_path, damaged)
+    with open(damaged, "r+b") as f:  # scribble over every 256 KiB block after the headers and the first two
+        for offset in range(12288 + 2 * 262144, size, 262144):
+            f.seek(offset + 8)
+            f.write(b"\x5a" * 64)
+    truncated = tmp_path / "truncated.duckdb"
+    shutil.copy(store_path, truncated)
+    os.truncate(truncated, size // 3)
+    for path in (damaged, truncated):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        for read_only in (True, False):
+            with (
+                pytest.raises(StoreError, match="damaged.*restore it from a backup"),
+                Graph.open(path, read_only=read_only) as g,
+            ):
+                for table in TABLES:
+                    g.sql(f"SELECT * FROM {table}")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
 
 def test_missing_and_foreign_files(tmp_path: Path) -> None:

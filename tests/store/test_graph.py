@@ -111,3 +111,17 @@ def test_stats(graph: Graph) -> None:
     assert dict(s.edges_by_relation.select("relation", "edges").rows()) == {"acted_in": 1, "directed": 4}
     assert dict(s.records_by_source.select("source", "records").rows()) == {"imdb": 9, "tmdb": 2}
     assert s.runs["run_id"].to_list() == ["match-1", "extract-1"]
+
+
+def test_hub_paths_give_the_same_answers(graph: Graph, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past IN_LIST_MAX ids or rows, look-ups switch to joins and columnar assembly: same results."""
+    from kg.store import query
+
+    small = (graph.neighbors("E-knives"), graph.neighbors("P-bong", limit=1), graph.subgraph(["P-rian"], hops=2),
+             graph.shortest_path("P-rian", "P-craig"))
+    monkeypatch.setattr(query, "IN_LIST_MAX", 0)
+    hub = (graph.neighbors("E-knives"), graph.neighbors("P-bong", limit=1), graph.subgraph(["P-rian"], hops=2),
+           graph.shortest_path("P-rian", "P-craig"))
+    assert hub[0].equals(small[0]) and hub[1].equals(small[1])
+    assert hub[2].nodes.equals(small[2].nodes) and hub[2].edges.equals(small[2].edges)
+    assert hub[3] == small[3]

@@ -8,9 +8,10 @@ import duckdb
 import pytest
 
 from kg.graph import Graph
-from kg.store import RunInfo, Store, merge_entities, merge_relations
+from kg.store import RunInfo, Store, StoreError, merge_entities, merge_relations
 from schemas.tables import RELATIONS
 from tests.store.helpers import (
+    check_invariants,
     crosswalk,
     extraction_run,
     fingerprint,
@@ -48,6 +49,7 @@ def test_remerge_same_run_adds_nothing(store_path: Path) -> None:
         r2 = merge_relations(store, relations(), extraction_run())
     assert r1.total == 0 and r2.total == 0, (r1, r2)
     assert fingerprint(store_path) == before
+    check_invariants(store_path)
 
 
 def test_rerun_of_matching_with_same_ids_changes_nothing(store_path: Path) -> None:
@@ -76,6 +78,7 @@ def test_rerun_with_new_engine_ids_keeps_stored_ids(store_path: Path) -> None:
     assert result.changes["edges"] == 1
     assert rows(store_path, "SELECT subject_id, object_id FROM edges WHERE relation = 'acted_in' "
                 "AND subject_id = 'P-rian'") == [("P-rian", "E-knives")]
+    check_invariants(store_path)
 
 
 def test_record_moving_to_another_entity_updates_both(store_path: Path) -> None:
@@ -96,6 +99,8 @@ def test_record_moving_to_another_entity_updates_both(store_path: Path) -> None:
     assert rows(store_path, "SELECT entity_id, n_records, status FROM entities WHERE entity_id LIKE 'E-knives%' "
                 "ORDER BY 1") == [("E-knives", 2, "active"), ("E-knives-tmdb", 0, "retired")]
     assert rows(store_path, "SELECT count(*) FROM names WHERE entity_id = 'E-knives-tmdb'") == [(0,)]
+    assert rows(store_path, "SELECT count(*) FROM name_tokens WHERE entity_id = 'E-knives-tmdb'") == [(0,)]
+    check_invariants(store_path)
 
 
 def test_changed_record_updates_entity_name_and_names(store_path: Path) -> None:
@@ -111,6 +116,9 @@ def test_changed_record_updates_entity_name_and_names(store_path: Path) -> None:
     ]
     names = {r[0] for r in rows(store_path, "SELECT name FROM names WHERE entity_id = 'E-parasite'")}
     assert names == {"Parasite (Gisaengchung)", "기생충"}
+    check_invariants(store_path)  # the old alias's words left name_tokens and token_df with it
+    with Graph.open(store_path) as g:
+        assert g.find("gisaengchung")["entity_id"].to_list() == ["E-parasite"]
 
 
 def test_canonical_name_is_the_most_common(tmp_path: Path) -> None:
@@ -134,6 +142,7 @@ def test_symmetric_relation_is_one_edge(store_path: Path) -> None:
         merge_relations(store, both, RunInfo("x", "extraction"))
     assert rows(store_path, "SELECT subject_id, object_id, n_evidence, round(confidence::DOUBLE, 2) FROM edges "
                 "WHERE relation = 'spouse_of'") == [("P-bong", "P-rian", 2, 0.7)]
+    check_invariants(store_path)
 
 
 def test_new_evidence_from_another_run_raises_confidence(store_path: Path) -> None:
@@ -187,3 +196,81 @@ def test_concurrent_reader_sees_snapshot(store_path: Path) -> None:
     g.close()
     assert seen <= {(11, 9, 17), (11 + n, 9 + n, 17 + n)}, seen
     assert (11, 9, 17) in seen  # the reader did run while the merge was under way
+
+
+def test_repeated_rows_in_one_input_are_one_claim(store_path: Path) -> None:
+    """The same claim twice in a run (say, two chunks quoting the same span) is evidence once; the more confident
+    copy is kept, whichever comes first."""
+    row = rel("P-craig", "acted_in", "E-mother17", "doc-dup", 0.4, run_id="x")
+    twice = table(RELATIONS, [row, {**row, "confidence": 0.8}, row])
+    with Store.open(store_path) as store:
+        result = merge_relations(store, twice, RunInfo("x", "extraction"))
+    assert result.changes["claims"] == 1 and result.changes["edges"] == 1
+    assert rows(store_path, "SELECT n_evidence, round(confidence::DOUBLE, 2) FROM edges "
+                "WHERE subject_id = 'P-craig' AND object_id = 'E-mother17'") == [(1, 0.8)]
+    check_invariants(store_path)
+
+
+def test_bulk_merge_rebuilds_indexes_after_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merge that grows a table a lot drops its indexes first and builds them again over committed rows;
+    a bulk merge that fails gets them back too."""
+    from kg.store import merge
+    from kg.store.schema import INDEXES
+
+    monkeypatch.setattr(merge, "BULK_MIN_ROWS", 1)
+    path = tmp_path / "g.duckdb"
+    with Store.open(path) as store:
+        r1 = merge_entities(store, records(), crosswalk(), matching_run())
+        r2 = merge_relations(store, relations(), extraction_run())
+        bad = table(RELATIONS, [rel("P-nobody", "directed", "E-knives", "d", run_id="y")])
+        with pytest.raises(StoreError, match="dangling"):
+            merge_relations(store, bad, RunInfo("y", "extraction"))
+    assert {"entities_id", "names_entity", "name_tokens_token"} <= set(r1.rebuilt_indexes)
+    assert {"claims_edge", "edges_subject", "edges_object"} <= set(r2.rebuilt_indexes)
+    assert {r[0] for r in rows(path, "SELECT index_name FROM duckdb_indexes()")} == set(INDEXES)
+    check_invariants(path)
+    with Graph.open(path) as g:
+        assert g.neighbors("P-bong", direction="out").height == 2
+
+
+def test_concurrent_reader_sees_snapshot_during_relation_merge(store_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk relation merge in one thread (indexes dropped, rows inserted, indexes rebuilt); a reader in another
+    sees the graph before or after, with every edge's evidence count matching its claims, never half of it."""
+    import threading
+
+    from kg.store import merge
+    from tests.store.crash_worker import bulk, sequels
+
+    monkeypatch.setattr(merge, "BULK_MIN_ROWS", 1000)
+    g = Graph.open(store_path, read_only=False)
+    g.merge_entities(*bulk(8192, "bulk"), RunInfo("bulk", "matching"))
+    rels = sequels(60_000, 4096, "bulk", "x")
+    state = "SELECT (SELECT count(*) FROM claims), (SELECT count(*) FROM edges), " \
+            "(SELECT sum(n_evidence) FROM edges) = (SELECT count(*) FROM claims WHERE edge_id IS NOT NULL)"
+    start = g.sql(state).row(0)
+    seen: set[tuple] = set()
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            g.merge_relations(rels, RunInfo("x", "extraction"))
+        except BaseException as exc:  # reported by the main thread
+            failed.append(exc)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    while not done.is_set():
+        seen.add(g.sql(state).row(0))
+        assert g.neighbors("P-bong", direction="out").height == 2
+    t.join()
+    end = g.sql(state).row(0)
+    g.close()
+    assert not failed, failed
+    assert start[2] and end[2] and end[0] == start[0] + 60_000
+    assert seen <= {start, end}, seen
+    assert start in seen  # the reader did run while the merge was under way
+    check_invariants(store_path)
