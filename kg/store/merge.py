@@ -26,12 +26,12 @@ Every check that can fail runs inside the transaction before COMMIT, so a
 ``StoreError`` (or a crash, or ``kill -9``) leaves the store as it was.
 
 Bulk merges: a merge that grows a table by ``BULK_FRACTION`` or more (and by
-at least ``BULK_MIN_ROWS`` rows) drops that table's lookup indexes inside its
-transaction and rebuilds them right after COMMIT, because DuckDB builds an
-index over committed rows several times faster than it updates one row by
-row. Between the two the data is complete and queries are correct, only
-slower; a process killed there leaves the indexes to the next read-write
-``Store.open``, which rebuilds whatever is missing.
+at least ``BULK_MIN_ROWS`` rows) drops that table's lookup indexes just
+before its transaction and rebuilds them right after it, because DuckDB
+builds an index over committed rows several times faster than it updates
+one row by row. Around the transaction the data is exact and queries are
+correct, only slower; a process killed there leaves the indexes to the next
+read-write ``Store.open``, which rebuilds whatever is missing.
 """
 
 from __future__ import annotations
