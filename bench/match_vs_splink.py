@@ -48,8 +48,7 @@ def _catalogue(out: Path, entities: int, seed: int) -> tuple[list[Path], pl.Data
 
 
 def run_ours(paths: list[Path], model, run_dir: Path, partitions: int, workers: int) -> dict:
-    from matching.blocking import load_plan
-    from matching.evaluate import crosswalk_pairs
+    from matching.labels import crosswalk_pairs
     from matching.pipeline import MatchConfig, cluster_run, plan_run, read_partition_stats, read_records, run_partitions
 
     config = MatchConfig(n_partitions=partitions)
@@ -57,10 +56,10 @@ def run_ours(paths: list[Path], model, run_dir: Path, partitions: int, workers: 
     t, c = time.perf_counter(), _cpu()
     records = read_records(paths)
     model.save(run_dir / "model.json")
-    plan_run(records, run_dir, config)
+    plan = plan_run(records, run_dir, config)
     wall["plan"], cpu["plan"] = time.perf_counter() - t, _cpu() - c
     t, c = time.perf_counter(), _cpu()
-    run_partitions(paths, run_dir, range(load_plan(run_dir / "plan.pkl").n_partitions), workers=workers)
+    run_partitions(paths, run_dir, range(plan.n_partitions), workers=workers)
     wall["partitions"], cpu["partitions"] = time.perf_counter() - t, _cpu() - c
     t, c = time.perf_counter(), _cpu()
     result = cluster_run(records, run_dir, run_id="bench", config=config)

@@ -15,9 +15,9 @@ import polars as pl
 from flows.inputs import Inputs, read_pairs
 from matching.blocking import load_plan
 from matching.blocking_report import block_size_histogram
-from matching.evaluate import bcubed, crosswalk_pairs, pairwise_metrics, pr_curve
+from matching.evaluate import bcubed, pairwise_metrics, pr_curve
 from matching.holdout import truth_entities
-from matching.labels import PAIR_KEYS, label_pairs
+from matching.labels import PAIR_KEYS, crosswalk_pairs, label_pairs
 from matching.pipeline import read_records
 from matching.skew import partition_report
 

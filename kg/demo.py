@@ -21,9 +21,9 @@ from kg.sample import generate_sample
 
 def truth_pairs(truth_path: Path) -> pl.DataFrame:
     """Cross-source record pairs that share a true entity, from the sample's ground truth."""
-    truth = pl.read_parquet(truth_path).select("source", "source_id", "entity_id")
-    pairs = truth.join(truth, on="entity_id", suffix="_r").filter(pl.col("source") < pl.col("source_r"))
-    return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
+    from matching.labels import crosswalk_pairs
+
+    return crosswalk_pairs(pl.read_parquet(truth_path))
 
 
 def _ingest(sample, out: Path) -> list:
@@ -44,9 +44,9 @@ def run_demo(
     from kg.cli import print_ingest
     from kg.graph import Graph
     from kg.store import RunInfo, Store, merge_entities
-    from matching.blocking import load_plan
     from matching.blocking_report import blocking_report
-    from matching.evaluate import bcubed, crosswalk_pairs, errors_by_case, pairwise_metrics
+    from matching.evaluate import bcubed, errors_by_case, pairwise_metrics
+    from matching.labels import crosswalk_pairs
     from matching.pipeline import MatchConfig, cluster_run, plan_run, read_partition_stats, run_partitions
     from matching.train import train_on_truth
 
@@ -82,8 +82,8 @@ def run_demo(
     )
 
     t0 = time.perf_counter()
-    plan_run(records, run_dir, config)
-    run_partitions(record_paths, run_dir, range(load_plan(run_dir / "plan.pkl").n_partitions), workers=workers)
+    plan = plan_run(records, run_dir, config)
+    run_partitions(record_paths, run_dir, range(plan.n_partitions), workers=workers)
     stats = read_partition_stats(run_dir)
     scores = pl.scan_parquet(sorted((run_dir / "scores").glob("part-*.parquet"))).collect()
     truth = truth_pairs(sample.truth)

@@ -36,15 +36,20 @@ class BlockingReport:
 def canonical_pairs(pairs: pa.Table | pl.DataFrame) -> pl.DataFrame:
     """Pair keys ordered so (left_source, left_id) < (right_source, right_id), like blocking emits them."""
     df = pairs if isinstance(pairs, pl.DataFrame) else pl.from_arrow(pairs)
+    return df.select(canonical_keys()).unique()
+
+
+def canonical_keys() -> list[pl.Expr]:
+    """The four pair-key columns in canonical order, row for row (``canonical_pairs`` without the dedupe)."""
     swap = (pl.col("left_source") > pl.col("right_source")) | (
         (pl.col("left_source") == pl.col("right_source")) & (pl.col("left_id") > pl.col("right_id"))
     )
-    return df.select(
-        left_source=pl.when(swap).then("right_source").otherwise("left_source"),
-        left_id=pl.when(swap).then("right_id").otherwise("left_id"),
-        right_source=pl.when(swap).then("left_source").otherwise("right_source"),
-        right_id=pl.when(swap).then("left_id").otherwise("right_id"),
-    ).unique()
+    return [
+        pl.when(swap).then("right_source").otherwise("left_source").alias("left_source"),
+        pl.when(swap).then("right_id").otherwise("left_id").alias("left_id"),
+        pl.when(swap).then("left_source").otherwise("right_source").alias("right_source"),
+        pl.when(swap).then("left_id").otherwise("right_id").alias("right_id"),
+    ]
 
 
 def block_size_histogram(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -> pl.DataFrame:

@@ -85,15 +85,13 @@ def match(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each partition")] = False,
 ) -> None:
     """Score every candidate pair in partitions and cluster the matches into entities."""
-    from matching.blocking import load_plan
     from matching.model import load_model
     from matching.pipeline import (
         cluster_run,
         plan_run,
         read_partition_stats,
-        read_records,
+        read_screened_records,
         run_partitions,
-        screen_records,
     )
 
     logging.basicConfig(level=logging.INFO if verbose or partition is not None else logging.WARNING,
@@ -109,15 +107,15 @@ def match(
         return
     config = _config(partitions, clean)
     run_id = run_id or f"match-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    recs = read_records(records)
-    for what, n in screen_records(pl.concat([pl.read_parquet(p) for p in records]))[1].items():
+    recs, screened = read_screened_records(records)
+    for what, n in screened.items():
         if n:
             console.print(f"[yellow]note[/]: {n:,} records {what}")
     run_dir.mkdir(parents=True, exist_ok=True)
     pair_model = load_model(model)
     pair_model.save(run_dir / "model.json")
-    plan_run(recs, run_dir, config)
-    run_partitions(records, run_dir, range(load_plan(run_dir / "plan.pkl").n_partitions), workers=workers)
+    plan = plan_run(recs, run_dir, config)
+    run_partitions(records, run_dir, range(plan.n_partitions), workers=workers)
     prev = pl.read_parquet(previous) if previous else None
     result = cluster_run(recs, run_dir, run_id=run_id, config=config, previous=prev)
     stats = read_partition_stats(run_dir)
@@ -185,14 +183,12 @@ def blocking_report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Candidates per record, block sizes, partition balance, and pair completeness when truth is given."""
-    from matching.blocking import all_candidate_pairs, plan_partitions
+    from matching.blocking import all_candidate_pairs
     from matching.blocking_report import block_size_histogram, blocking_report
     from matching.pipeline import read_records
 
     recs = read_records(records)
-    config = _config(partitions)
-    plan = plan_partitions(recs, n_partitions=partitions, max_block=config.max_block, top_k=config.top_k,
-                           groups=config.groups)
+    plan = _config(partitions).plan(recs)
     report = blocking_report(all_candidate_pairs(recs, plan), recs, read_truth(truth) if truth else None)
     histogram = block_size_histogram(recs, plan)
     summary = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from matching.blocking_report import canonical_pairs
 from matching.labels import PAIR_KEYS
@@ -42,16 +41,6 @@ def by_source_pair(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, di
         mine = pred.filter((pl.col("left_source") == ls) & (pl.col("right_source") == rs))
         out[f"{ls}-{rs}"] = pairwise_metrics(mine, group)
     return dict(sorted(out.items()))
-
-
-def crosswalk_pairs(crosswalk: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """Every cross-source record pair inside one entity: what a clustering asserts pairwise."""
-    cw = crosswalk if isinstance(crosswalk, pl.DataFrame) else pl.from_arrow(crosswalk)
-    members = cw.select("entity_id", "source", "source_id").filter(pl.len().over("entity_id") > 1)
-    pairs = members.join(members, on="entity_id", suffix="_r").filter(
-        pl.col("source") < pl.col("source_r")
-    )
-    return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
 
 
 def bcubed(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from kg.errors import KGError
-from matching.features import FEATURE_REGISTRY, pair_features, prepare_features
+from matching.features import model_features, pair_features, prepare_features
 from matching.model import PairModel
 from schemas.tables import CANDIDATE_PAIRS, conform
 
@@ -30,12 +30,11 @@ def explain_pair(
          "partition": [0], "rule": ["explain"]},
         schema_overrides={"partition": pl.Int32},
     )
-    by_name = {f.name: f for f in FEATURE_REGISTRY}
     features = pl.from_arrow(
         pair_features(
             conform(pair.to_arrow(), CANDIDATE_PAIRS),
             prepared=prepare_features(records),
-            features=tuple(by_name[n] for n in model.features),
+            features=model_features(model),
         )
     )
     contrib = model.contributions(features).row(0, named=True)

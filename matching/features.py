@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -20,8 +21,12 @@ import pyarrow as pa
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
+from kg.errors import KGError
 from matching.normalize import fold, normalize_roles, normalize_terms, prepare
 from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform
+
+if TYPE_CHECKING:
+    from matching.model import PairModel
 
 _ABSTRACT_CHARS = 160  # enough to tell two synopses apart; longer strings only slow the scorer
 _KEYS = ["left_source", "left_id", "right_source", "right_id"]
@@ -194,6 +199,15 @@ FEATURE_REGISTRY: tuple[Feature, ...] = (
     Feature("episode_match", "1 if season and episode numbers agree", _episode_match),
     Feature("parent_ratio", "ratio of the parent series titles (episodes)", _fuzz("parent_norm", fuzz.ratio)),
 )  # fmt: skip
+
+
+def model_features(model: PairModel) -> tuple[Feature, ...]:
+    """The registry features a model was trained on, in its order; a name this toolkit does not compute is an error."""
+    known = {f.name: f for f in FEATURE_REGISTRY}
+    unknown = [name for name in model.features if name not in known]
+    if unknown:
+        raise KGError(f"model {model.model_id} uses features this toolkit does not compute: {unknown}; retrain")
+    return tuple(known[name] for name in model.features)
 
 
 def describe_features() -> pl.DataFrame:

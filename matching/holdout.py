@@ -22,20 +22,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from matching.blocking import all_candidate_pairs, plan_partitions
+from matching.blocking import all_candidate_pairs
 from matching.blocking_report import blocking_report, canonical_pairs
 from matching.cluster import cluster_pairs, components
 from matching.evaluate import (
     bcubed,
     by_source_pair,
-    crosswalk_pairs,
     forgive_twins,
     pairwise_metrics,
     pr_curve,
     worst_errors,
 )
 from matching.features import pair_features, prepare_features
-from matching.labels import PAIR_KEYS, label_pairs
+from matching.labels import PAIR_KEYS, crosswalk_pairs, label_pairs
 from matching.model import score_pairs, train_model
 from matching.pipeline import DEFAULT_CONFIG, MatchConfig
 
@@ -81,9 +80,7 @@ def holdout_eval(
     half = entities.with_columns(half=(pl.col("entity_id").hash(seed) % 2).cast(pl.Int8)).select(
         "source", "source_id", "entity_id", "half"
     )
-    plan = plan_partitions(
-        records, n_partitions=config.n_partitions, max_block=config.max_block, top_k=config.top_k, groups=config.groups
-    )
+    plan = config.plan(records)
     pairs = all_candidate_pairs(records, plan)
     t_block = time.perf_counter()
     features = pl.from_arrow(pair_features(pairs, prepared=prepare_features(records)))

@@ -13,7 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 from kg.errors import KGError
-from matching.blocking_report import canonical_pairs
+from matching.blocking_report import canonical_keys, canonical_pairs
 
 PAIR_KEYS = ["left_source", "left_id", "right_source", "right_id"]
 
@@ -21,20 +21,19 @@ PAIR_KEYS = ["left_source", "left_id", "right_source", "right_id"]
 def label_pairs(pairs: pa.Table | pl.DataFrame, truth: pl.DataFrame) -> np.ndarray:
     """1.0 for each candidate pair that is a true match, else 0.0, in the candidates' row order."""
     df = pairs if isinstance(pairs, pl.DataFrame) else pl.from_arrow(pairs)
-    swap = (pl.col("left_source") > pl.col("right_source")) | (
-        (pl.col("left_source") == pl.col("right_source")) & (pl.col("left_id") > pl.col("right_id"))
-    )
-    canon = df.select(
-        a_s=pl.when(swap).then("right_source").otherwise("left_source"),
-        a_i=pl.when(swap).then("right_id").otherwise("left_id"),
-        b_s=pl.when(swap).then("left_source").otherwise("right_source"),
-        b_i=pl.when(swap).then("left_id").otherwise("right_id"),
-    )
-    true = canonical_pairs(truth).select(
-        a_s="left_source", a_i="left_id", b_s="right_source", b_i="right_id", label=pl.lit(1.0)
-    )
-    joined = canon.join(true, on=["a_s", "a_i", "b_s", "b_i"], how="left", maintain_order="left")
+    true = canonical_pairs(truth).with_columns(label=pl.lit(1.0))
+    joined = df.select(canonical_keys()).join(true, on=PAIR_KEYS, how="left", maintain_order="left")
     return joined["label"].fill_null(0.0).to_numpy()
+
+
+def crosswalk_pairs(crosswalk: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """Every cross-source record pair inside one entity: what a clustering asserts pairwise."""
+    cw = crosswalk if isinstance(crosswalk, pl.DataFrame) else pl.from_arrow(crosswalk)
+    members = cw.select("entity_id", "source", "source_id").filter(pl.len().over("entity_id") > 1)
+    pairs = members.join(members, on="entity_id", suffix="_r").filter(
+        pl.col("source") < pl.col("source_r")
+    )
+    return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
 
 
 def read_review_labels(path: str | Path) -> pl.DataFrame:
@@ -63,7 +62,5 @@ def read_truth(path: Path) -> pl.DataFrame:
     if set(pair_keys) <= set(df.columns):
         return df.select(pl.col(pair_keys).cast(pl.String))
     if {"source", "source_id", "entity_id"} <= set(df.columns):
-        t = df.select(pl.col("source", "source_id", "entity_id").cast(pl.String))
-        pairs = t.join(t, on="entity_id", suffix="_r").filter(pl.col("source") < pl.col("source_r"))
-        return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
+        return crosswalk_pairs(df.select(pl.col("source", "source_id", "entity_id").cast(pl.String)))
     raise KGError(f"{path}: a truth file needs {pair_keys} or (source, source_id, entity_id) columns")

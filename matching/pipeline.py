@@ -42,7 +42,7 @@ from matching.blocking import (
     save_plan,
 )
 from matching.cluster import ClusterResult, cluster_pairs
-from matching.features import FEATURE_REGISTRY, pair_features, prepare_features
+from matching.features import model_features, pair_features, prepare_features
 from matching.model import PairModel, load_model, score_pairs
 from schemas.tables import RECORDS, SCORES, conform, empty
 
@@ -62,6 +62,12 @@ class MatchConfig:
     groups: dict[str, str] = field(default_factory=lambda: dict(WORK_GROUPS))
     clean_sources: tuple[str, ...] = ()
     max_cluster: int = 50
+
+    def plan(self, records: pa.Table | pl.DataFrame) -> PartitionPlan:
+        """The partition plan these settings give for ``records`` (default blocking rules)."""
+        return plan_partitions(
+            records, n_partitions=self.n_partitions, max_block=self.max_block, top_k=self.top_k, groups=self.groups
+        )
 
 
 DEFAULT_CONFIG = MatchConfig()
@@ -84,7 +90,16 @@ class PartitionStats:
 
 
 def read_records(paths: Sequence[str | Path]) -> pl.DataFrame:
-    """RECORDS from one or more Parquet files (ingest output), checked against the schema."""
+    """RECORDS from one or more Parquet files (ingest output), checked and screened; what was screened is logged."""
+    records, screened = read_screened_records(paths)
+    for what, n in screened.items():
+        if n:
+            log.warning("records: %d %s", n, what)
+    return records
+
+
+def read_screened_records(paths: Sequence[str | Path]) -> tuple[pl.DataFrame, dict[str, int]]:
+    """RECORDS checked against the schema and for duplicate keys, then ``screen_records``: the table and the counts."""
     if not paths:
         raise KGError("no records files given")
     frames = []
@@ -98,11 +113,7 @@ def read_records(paths: Sequence[str | Path]) -> pl.DataFrame:
     if not dup.is_empty():
         first = dup.row(0, named=True)
         raise KGError(f"records: ({first['source']}, {first['source_id']}) appears more than once across {paths}")
-    records, screened = screen_records(records)
-    for what, n in screened.items():
-        if n:
-            log.warning("records: %d %s", n, what)
-    return records
+    return screen_records(records)
 
 
 YEARS = (1850, 2100)
@@ -135,10 +146,7 @@ def screen_records(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]
 
 def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT_CONFIG) -> PartitionPlan:
     """Plan the partitions for ``records`` and save the plan into the run folder."""
-    plan = plan_partitions(
-        records, n_partitions=config.n_partitions, max_block=config.max_block, top_k=config.top_k,
-        groups=config.groups,
-    )
+    plan = config.plan(records)
     save_plan(plan, Path(run_dir) / "plan.pkl")
     return plan
 
@@ -173,7 +181,7 @@ def score_partition(
     t0 = time.perf_counter()
     pairs = candidate_pairs(records, plan, partition, prepared=prepared, units=units)
     t1 = time.perf_counter()
-    features = pair_features(pairs, prepared=prepared_features, features=_model_features(model))
+    features = pair_features(pairs, prepared=prepared_features, features=model_features(model))
     t2 = time.perf_counter()
     scores = score_pairs(features, model) if features.num_rows else empty(SCORES)
     t3 = time.perf_counter()
@@ -189,15 +197,6 @@ def score_partition(
     stats_path.write_text(json.dumps(asdict(stats)))
     log.info("partition %d: %d pairs, %d matches, %.2f s", partition, stats.pairs, stats.matches, stats.seconds)
     return stats
-
-
-def _model_features(model: PairModel) -> tuple:
-    """The registry features the model was trained on, in registry order; unknown names are an error."""
-    known = {f.name: f for f in FEATURE_REGISTRY}
-    unknown = [name for name in model.features if name not in known]
-    if unknown:
-        raise KGError(f"model {model.model_id} uses features this toolkit does not compute: {unknown}; retrain")
-    return tuple(known[name] for name in model.features)
 
 
 def run_partitions(

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from matching.blocking import PartitionPlan, all_candidate_pairs, plan_partitions
+from matching.blocking import PartitionPlan, all_candidate_pairs
 from matching.features import pair_features, prepare_features
 from matching.labels import PAIR_KEYS, label_pairs
 from matching.model import PairModel, train_model
@@ -23,10 +23,7 @@ def candidate_features(
     records: pl.DataFrame, config: MatchConfig = DEFAULT_CONFIG, plan: PartitionPlan | None = None
 ) -> pa.Table:
     """FEATURES of every candidate pair of ``records`` (all partitions, in this process)."""
-    plan = plan or plan_partitions(
-        records, n_partitions=config.n_partitions, max_block=config.max_block, top_k=config.top_k,
-        groups=config.groups,
-    )
+    plan = plan or config.plan(records)
     return pair_features(all_candidate_pairs(records, plan), prepared=prepare_features(records))
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from kg.ingest import ingest_source
 from kg.sample import generate_sample
+from matching.labels import crosswalk_pairs
 
 
 @dataclass(frozen=True)
@@ -20,19 +21,13 @@ class SampleRun:
     truth_pairs: pl.DataFrame  # cross-source true pairs
 
 
-def _truth_pairs(truth: pl.DataFrame) -> pl.DataFrame:
-    t = truth.select("source", "source_id", "entity_id")
-    pairs = t.join(t, on="entity_id", suffix="_r").filter(pl.col("source") < pl.col("source_r"))
-    return pairs.select(left_source="source", left_id="source_id", right_source="source_r", right_id="source_id_r")
-
-
 def build_sample(out: Path, n_entities: int, seed: int) -> SampleRun:
     sample = generate_sample(out / "raw", n_entities=n_entities, seed=seed)
     reports = [ingest_source(sample.mappings[s], [sample.raw[s]], out) for s in sample.raw]
     paths = [r.records_path for r in reports]
     truth = pl.read_parquet(sample.truth)
     records = pl.concat([pl.read_parquet(p) for p in paths])
-    return SampleRun(paths, records, truth, _truth_pairs(truth))
+    return SampleRun(paths, records, truth, crosswalk_pairs(truth))
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,12 @@ import polars as pl
 from matching.evaluate import (
     bcubed,
     by_source_pair,
-    crosswalk_pairs,
     errors_by_case,
     forgive_twins,
     pairwise_metrics,
     pr_curve,
 )
+from matching.labels import crosswalk_pairs
 
 
 def _pairs(rows):

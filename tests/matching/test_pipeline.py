@@ -5,7 +5,8 @@ import pytest
 
 from kg.errors import KGError
 from matching.blocking import load_plan, save_plan
-from matching.evaluate import crosswalk_pairs, pairwise_metrics
+from matching.evaluate import pairwise_metrics
+from matching.labels import crosswalk_pairs
 from matching.pipeline import MatchConfig, match_records, read_partition_stats, run_partitions, score_partition
 from matching.train import train_on_truth
 
