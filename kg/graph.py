@@ -278,7 +278,7 @@ class Graph:
         return add_review(self.store, kind, left, right, label=label, reviewer=reviewer, note=note)
 
     def add_reviews(self, labels: pa.Table) -> int:
-        """Store a table of labels (``kg.store.reviews.REVIEW_LABELS``) in one transaction."""
+        """Store a table of labels (``schemas.tables.REVIEW_LABELS``) in one transaction."""
         return add_reviews(self.store, labels)
 
     def reviews(self, kind: str | None = None) -> pl.DataFrame:

@@ -112,6 +112,30 @@ SCORES = _schema(
     ],
 )
 
+PAIR_LABELS = _schema(
+    "pair_labels",
+    1,
+    "Reviewed record pairs, canonical order (left key < right key), agreed labels only: training input of the model.",
+    [*_PAIR_KEYS, _field("label", pa.int8(), "1: the same entity (match), 0: different entities", nullable=False)],
+)
+
+REVIEW_LABELS = _schema(
+    "review_labels",
+    1,
+    "Analyst labels to store in the graph, one row per label: record pairs, entity pairs, edges, claims.",
+    [
+        _field("target_kind", pa.string(), "records, entities, edge or claim", nullable=False),
+        _field("left_source", pa.string(), "records: source of the first record; else null"),
+        _field("left_id", pa.string(), "records: source_id; entities: entity id; edge/claim: its id", nullable=False),
+        _field("right_source", pa.string(), "records: source of the second record; else null"),
+        _field("right_id", pa.string(), "records: source_id; entities: the other entity id; else null"),
+        _field("label", pa.string(), "match / non_match (pairs), correct / wrong (edge, claim), or unsure",
+               nullable=False),
+        _field("reviewer", pa.string(), "who labelled it", nullable=False),
+        _field("note", pa.string(), "free text: why"),
+    ],
+)
+
 CROSSWALK = _schema(
     "crosswalk",
     1,

@@ -9,14 +9,12 @@ older one; ``merge_entities`` and ``merge_relations`` write the graph,
 from kg.store.db import DEFAULT_PATH, Migrated, Store, migrate
 from kg.store.errors import StoreError, UnknownEntity
 from kg.store.merge import MergeResult, merge_entities, merge_relations
-from kg.store.reviews import PAIR_LABELS, REVIEW_LABELS, LabelExport, add_review, add_reviews, export_match_labels
+from kg.store.reviews import LabelExport, add_review, add_reviews, export_match_labels
 from kg.store.runs import RunInfo
 from kg.store.schema import SCHEMA_VERSION, TABLES
 
 __all__ = [
     "DEFAULT_PATH",
-    "PAIR_LABELS",
-    "REVIEW_LABELS",
     "SCHEMA_VERSION",
     "TABLES",
     "LabelExport",

@@ -28,7 +28,7 @@ from kg.store.db import Store, first
 from kg.store.errors import StoreError
 from kg.store.query import frame
 from kg.store.runs import current_user
-from schemas.tables import SchemaMismatch, conform
+from schemas.tables import PAIR_LABELS, REVIEW_LABELS, SchemaMismatch, conform
 
 # Labels each kind of target takes. "unsure" is kept (a reviewer looked) but never exported as a pair.
 LABELS: dict[str, tuple[str, ...]] = {
@@ -37,40 +37,6 @@ LABELS: dict[str, tuple[str, ...]] = {
     "edge": ("correct", "wrong", "unsure"),
     "claim": ("correct", "wrong", "unsure"),
 }
-
-
-def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
-
-
-# The labels an analyst tool hands to ``add_reviews``; one row per label.
-REVIEW_LABELS = pa.schema(
-    [
-        _field("target_kind", pa.string(), "records, entities, edge or claim", nullable=False),
-        _field("left_source", pa.string(), "records: source of the first record; else null"),
-        _field("left_id", pa.string(), "records: source_id; entities: entity id; edge/claim: its id", nullable=False),
-        _field("right_source", pa.string(), "records: source of the second record; else null"),
-        _field("right_id", pa.string(), "records: source_id; entities: the other entity id; else null"),
-        _field("label", pa.string(), "match / non_match (pairs), correct / wrong (edge, claim), or unsure",
-               nullable=False),
-        _field("reviewer", pa.string(), "who labelled it", nullable=False),
-        _field("note", pa.string(), "free text: why"),
-    ],
-    metadata={"kg.table": "review_labels", "kg.version": "1", "doc": "Analyst labels to store in the graph."},
-)
-
-# Labelled record pairs for training the matching model: the export of record and entity pair labels.
-PAIR_LABELS = pa.schema(
-    [
-        _field("left_source", pa.string(), "source of the left record", nullable=False),
-        _field("left_id", pa.string(), "source_id of the left record", nullable=False),
-        _field("right_source", pa.string(), "source of the right record", nullable=False),
-        _field("right_id", pa.string(), "source_id of the right record", nullable=False),
-        _field("label", pa.int8(), "1: the same entity (match), 0: different entities (non-match)", nullable=False),
-    ],
-    metadata={"kg.table": "pair_labels", "kg.version": "1",
-              "doc": "Reviewed record pairs, canonical order (left key < right key), agreed labels only."},
-)
 
 
 def add_review(

@@ -13,8 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from kg.graph import Graph
-from kg.store import PAIR_LABELS, REVIEW_LABELS, StoreError
+from kg.store import StoreError
 from kg.store.cli import register
+from schemas.tables import PAIR_LABELS, REVIEW_LABELS
 from tests.store.helpers import fingerprint_of
 
 
