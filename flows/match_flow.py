@@ -133,7 +133,7 @@ class MatchFlow(FlowSpec):
             "flow": f"{current.flow_name}/{current.run_id}", "branch": current.branch_name,
             "model": self.model_info["model_id"], "partitions": len(self.partition_stats),
         })
-        with self.folder.staged(pull=["records", "crosswalk.parquet"], push=["held_back.parquet"]) as local:
+        with self.folder.staged(pull=["records", "crosswalk.parquet"]) as local:
             self.merged = merge_run(Path(self.graph_path), local, self.inputs.records, run)
         self.next(self.end)
 
@@ -146,7 +146,6 @@ class MatchFlow(FlowSpec):
             "inputs": self.inputs.origin.get("sources_file", "the generated sample"),
             "model_id": self.model_info["model_id"], "model_origin": self.model_info["origin"],
             "threshold": self.model_info["threshold"], **self.clusters, "graph": self.merged["graph"],
-            "held_back_records": self.merged["held_back_records"],
         }
         pull = ["records", "plan.pkl", "scores", "stats", "crosswalk.parquet"]
         with self.folder.staged(pull=pull + ([self.inputs.truth] if self.inputs.truth else [])) as local:

@@ -44,12 +44,14 @@ from matching.blocking import (
 from matching.cluster import ClusterResult, cluster_pairs
 from matching.features import model_features, pair_features, prepare_features
 from matching.model import PairModel, load_model, score_pairs
+from schemas.ontology import load_ontology
 from schemas.tables import RECORDS, SCORES, conform, empty
 
 log = logging.getLogger("kg.match")
 
-WORK_GROUPS = {"movie": "work", "series": "work", "episode": "work"}
-"""Sources disagree on whether a title is a movie or a series: let those types pair, the model weighs it."""
+WORK_GROUPS = dict(load_ontology().groups)
+"""The ontology's type groups (movie, series, episode): sources disagree on what a title is, so those
+types pair and the model weighs it; the store accepts an entity holding records of one group's types."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,14 @@ class RelationType(BaseModel):
     symmetric: bool = False
 
 
+class TypeGroup(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    doc: str = ""
+    types: tuple[str, ...] = Field(min_length=2)
+
+
 class Ontology(BaseModel):
     """Entity and relation types; ``allows`` is the check every gate uses."""
 
@@ -49,6 +57,7 @@ class Ontology(BaseModel):
 
     entity_types: dict[str, EntityType]
     relation_types: dict[str, RelationType]
+    type_groups: dict[str, TypeGroup] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Ontology:
@@ -60,6 +69,14 @@ class Ontology(BaseModel):
                 unknown = [n for n in names if n not in self.entity_types]
                 if unknown:
                     raise ValueError(f"relation {r.name!r}: unknown {side} type(s) {unknown}")
+        seen: dict[str, str] = {}
+        for g in self.type_groups.values():
+            for t in g.types:
+                if t not in self.entity_types or self.entity_types[t].abstract:
+                    raise ValueError(f"type group {g.name!r}: {t!r} is not a concrete entity type")
+                if t in seen:
+                    raise ValueError(f"type {t!r} is in two type groups: {seen[t]!r} and {g.name!r}")
+                seen[t] = g.name
         return self
 
     def is_a(self, type_name: str, ancestor: str) -> bool:
@@ -75,6 +92,15 @@ class Ontology(BaseModel):
     def concrete_types(self) -> tuple[str, ...]:
         """Types an entity may have (abstract ones only group others)."""
         return tuple(n for n, t in self.entity_types.items() if not t.abstract)
+
+    @cached_property
+    def groups(self) -> dict[str, str]:
+        """Type -> its type group, for the grouped types only: one entity may mix the types of a group."""
+        return {t: g.name for g in self.type_groups.values() for t in g.types}
+
+    def compatible(self, a: str, b: str) -> bool:
+        """Whether records of types ``a`` and ``b`` may belong to one entity."""
+        return a == b or (a in self.groups and self.groups[a] == self.groups.get(b))
 
     def allows(self, relation: str, subject_type: str, object_type: str) -> bool:
         """Whether ``subject_type -relation-> object_type`` is allowed (either way round if symmetric)."""
@@ -109,7 +135,7 @@ def _read(path: Path) -> dict:
 
 def load_ontology(extra: str | Path | None = None) -> Ontology:
     """The default ontology, extended by the user file ``extra`` when given."""
-    merged: dict[str, dict] = {"entity_types": {}, "relation_types": {}}
+    merged: dict[str, dict] = {"entity_types": {}, "relation_types": {}, "type_groups": {}}
     for path in [DEFAULT_PATH, *([Path(extra)] if extra else [])]:
         data = _read(path)
         unknown = set(data) - set(merged)

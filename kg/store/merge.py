@@ -188,9 +188,13 @@ def merge_entities(
     incoming = {"records": records.num_rows, "crosswalk": crosswalk.num_rows, "entities": n,
                 "id_aliases": crosswalk.num_rows, "names": n, "name_tokens": n}
 
+    groups = pa.table({"type": list(ontology.groups), "grp": list(ontology.groups.values())},
+                      schema=pa.schema([("type", pa.string()), ("grp", pa.string())]))
+
     def write(con: duckdb.DuckDBPyConnection) -> None:
         con.register("_kg_in_records", records)
         con.register("_kg_in_crosswalk", crosswalk)
+        con.register("_kg_groups", groups)
         try:
             _check_run_ids({r[0] for r in con.execute("SELECT DISTINCT run_id FROM _kg_in_crosswalk").fetchall()},
                            run, "crosswalk")
@@ -202,14 +206,20 @@ def merge_entities(
             result.changes["records"] = _upsert_records(con, run)
             result.changes["id_aliases"] = _resolve_ids(con, run)
             result.changes["crosswalk"] = _upsert_crosswalk(con)
-            result.changes["entities"] = _upsert_entities(con, run)
+            result.changes["entities"] = _upsert_entities(con, run, ontology)
             result.changes["names"] = _sync_names(con)
             result.changes["name_tokens"] = _sync_tokens(con)
         finally:
             con.unregister("_kg_in_records")
             con.unregister("_kg_in_crosswalk")
+            con.unregister("_kg_groups")
 
     return _merging(store, result, incoming, write)
+
+
+# Two types an entity may mix: equal, or in one type group of the ontology (registered as _kg_groups).
+_COMPATIBLE = ("coalesce({a} = {b} OR "
+               "(SELECT grp FROM _kg_groups WHERE type = {a}) = (SELECT grp FROM _kg_groups WHERE type = {b}), false)")
 
 
 def _validate_entity_inputs(con: duckdb.DuckDBPyConnection) -> None:
@@ -238,8 +248,9 @@ def _validate_entity_inputs(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT c.source, c.source_id, c.type, coalesce(r.type, s.type) FROM _kg_in_crosswalk c "
         "LEFT JOIN _kg_in_records r USING (source, source_id) "
         "LEFT JOIN records s USING (source, source_id) "
-        "WHERE c.type <> coalesce(r.type, s.type)",
-        "crosswalk: type differs from the record's type (source, source_id, crosswalk, record): {rows}",
+        f"WHERE NOT {_COMPATIBLE.format(a='c.type', b='coalesce(r.type, s.type)')}",
+        "crosswalk: entity type is neither the record's type nor in its type group "
+        "(source, source_id, crosswalk, record): {rows}",
     )
 
 
@@ -264,7 +275,7 @@ def _upsert_records(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int:
     )
 
 
-_RESOLVE_IDS = """
+_RESOLVE_IDS = f"""
 CREATE OR REPLACE TEMP TABLE _kg_idmap AS
 WITH proposed AS (
     SELECT entity_id AS proposed, any_value(type) AS type FROM _kg_in_crosswalk GROUP BY entity_id
@@ -282,7 +293,7 @@ votes AS (  -- new ids: which stored entity holds how many of their records
     SELECT c.entity_id AS proposed, s.entity_id AS existing, count(*) AS n
     FROM _kg_in_crosswalk c
     JOIN crosswalk s USING (source, source_id)
-    JOIN entities e ON e.entity_id = s.entity_id AND e.type = c.type
+    JOIN entities e ON e.entity_id = s.entity_id AND {_COMPATIBLE.format(a='e.type', b='c.type')}
     WHERE c.entity_id NOT IN (SELECT proposed FROM known)
       AND s.entity_id NOT IN (SELECT entity_id FROM known)
     GROUP BY ALL
@@ -338,8 +349,8 @@ def _upsert_crosswalk(con: duckdb.DuckDBPyConnection) -> int:
 # key), record count. An entity of one record (most of them) takes its record's values without any voting.
 _DESIRED_ENTITIES = """
 CREATE OR REPLACE TEMP TABLE _kg_desired AS
-WITH members AS (
-    SELECT c.entity_id, r.type, r.source, r.source_id, r.name, r.year, r.end_year,
+WITH members AS (  -- the entity's type is its crosswalk rows' (a record's own type may be another of its group)
+    SELECT c.entity_id, c.type, r.source, r.source_id, r.name, r.year, r.end_year,
            r.source || chr(31) || r.source_id AS k
     FROM crosswalk c JOIN records r USING (source, source_id) SEMI JOIN _kg_affected a USING (entity_id)
 ),
@@ -375,27 +386,30 @@ LEFT JOIN end_pick e USING (entity_id)
 """
 
 
-def _upsert_entities(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int:
+def _upsert_entities(con: duckdb.DuckDBPyConnection, run: RunInfo, ontology: Ontology) -> int:
     con.execute(_DESIRED_ENTITIES)
     if _count(con, "SELECT count(*) FROM _kg_desired WHERE mixed"):
         _fail_if_rows(
             con,
-            "SELECT c.entity_id, list(DISTINCT r.type ORDER BY r.type) FROM crosswalk c JOIN records r "
-            "USING (source, source_id) WHERE c.entity_id IN (SELECT entity_id FROM _kg_desired WHERE mixed) "
+            "SELECT c.entity_id, list(DISTINCT c.type ORDER BY c.type) FROM crosswalk c "
+            "WHERE c.entity_id IN (SELECT entity_id FROM _kg_desired WHERE mixed) "
             "GROUP BY c.entity_id ORDER BY c.entity_id",
-            "entities would mix records of several types: {rows}",
+            "entities would be given several types by their crosswalk rows (re-match all their records): {rows}",
         )
     _fail_if_rows(
         con,
         "SELECT d.entity_id, e.type, d.type FROM _kg_desired d JOIN entities e USING (entity_id) "
-        "WHERE e.type <> d.type",
-        "entities would change type (id, stored, new); ids are stable, give the records a new id: {rows}",
+        f"WHERE NOT {_COMPATIBLE.format(a='e.type', b='d.type')}",
+        "entities would change to an incompatible type (id, stored, new); ids are stable, give the records a new id: "
+        "{rows}",
     )
+    _check_retyped_edges(con, ontology)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kg_entity_changes AS "
         "SELECT d.* EXCLUDE (mixed), e.entity_id IS NULL AS is_new FROM _kg_desired d "
         "LEFT JOIN entities e USING (entity_id) "
-        "WHERE e.entity_id IS NULL OR e.name IS DISTINCT FROM d.name OR e.year IS DISTINCT FROM d.year "
+        "WHERE e.entity_id IS NULL OR e.type <> d.type OR e.name IS DISTINCT FROM d.name "
+        "OR e.year IS DISTINCT FROM d.year "
         "OR e.end_year IS DISTINCT FROM d.end_year OR e.n_records <> d.n_records OR e.status <> 'active'"
     )
     changed = _count(
@@ -406,8 +420,8 @@ def _upsert_entities(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int:
     )
     changed += _count(
         con,
-        "UPDATE entities SET name = c.name, year = c.year, end_year = c.end_year, n_records = c.n_records, "
-        "status = 'active', last_run = ? FROM _kg_entity_changes c "
+        "UPDATE entities SET type = c.type, name = c.name, year = c.year, end_year = c.end_year, "
+        "n_records = c.n_records, status = 'active', last_run = ? FROM _kg_entity_changes c "
         "WHERE NOT c.is_new AND entities.entity_id = c.entity_id",
         [run.run_id],
     )
@@ -419,6 +433,23 @@ def _upsert_entities(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int:
         [run.run_id],
     )
     return changed
+
+
+def _check_retyped_edges(con: duckdb.DuckDBPyConnection, ontology: Ontology) -> None:
+    """An entity re-typed within its group (movie -> series) must still fit every edge it is part of."""
+    edges = con.execute(
+        "WITH retyped AS (SELECT d.entity_id, d.type FROM _kg_desired d JOIN entities e USING (entity_id) "
+        "WHERE e.type <> d.type), "
+        "types AS (SELECT e.entity_id, coalesce(r.type, e.type) AS type FROM entities e "
+        "LEFT JOIN retyped r USING (entity_id)) "
+        "SELECT g.edge_id, g.relation, s.type, o.type FROM edges g "
+        "JOIN types s ON s.entity_id = g.subject_id JOIN types o ON o.entity_id = g.object_id "
+        "WHERE g.subject_id IN (SELECT entity_id FROM retyped) OR g.object_id IN (SELECT entity_id FROM retyped)"
+    ).fetchall()
+    bad = [e for e in edges if not ontology.allows(e[1], e[2], e[3])]
+    if bad:
+        shown = ", ".join(f"{edge_id} ({s} -{rel}-> {o})" for edge_id, rel, s, o in bad[:_SHOW])
+        raise StoreError(f"entities would change type under edges the new type does not allow: {shown}")
 
 
 _DESIRED_NAMES = """

@@ -72,7 +72,7 @@ def test_one_partition_reruns_on_a_laptop_with_kg_match(production_match, tmp_pa
 def test_production_run_merges_into_the_production_graph(production_match, flow_env) -> None:
     graph = flow_env.root / "prod" / "graph.duckdb"
     merged = production_match.data.merged
-    assert merged["graph"] == str(graph) and merged["held_back_records"] == 0
+    assert merged["graph"] == str(graph) and merged["changes"]["crosswalk"] > 0
     with Graph.open(graph) as g:
         stored = g.sql("SELECT count(*) AS n FROM crosswalk")["n"][0]
         runs = g.sql("SELECT run_id FROM runs")["run_id"].to_list()

@@ -82,8 +82,9 @@ def test_inconsistent_inputs(store_path: Path) -> None:
     _refused(store_path, "duplicate", lambda s: merge_entities(s, dup, crosswalk(), matching_run()))
     _refused(store_path, "run_id", lambda s: merge_entities(s, records(), crosswalk("other"), matching_run()))
     cw = crosswalk().to_pylist()
-    cw[0]["type"] = cw[1]["type"] = "series"  # both Knives Out records, declared a series
-    _refused(store_path, "type differs", lambda s: merge_entities(s, records(), table(CROSSWALK, cw), matching_run()))
+    cw[0]["type"] = cw[1]["type"] = "book"  # both Knives Out records, declared a book: not in the movie's group
+    _refused(store_path, "neither the record's type nor in its type group",
+             lambda s: merge_entities(s, records(), table(CROSSWALK, cw), matching_run()))
     cw = crosswalk().to_pylist()
     cw[5]["entity_id"] = "E-knives"  # a person record into a movie entity
     _refused(store_path, "several types", lambda s: merge_entities(s, records(), table(CROSSWALK, cw),
@@ -96,10 +97,23 @@ def test_inconsistent_inputs(store_path: Path) -> None:
 
 def test_existing_entity_cannot_change_type(store_path: Path) -> None:
     """All of an entity's records re-typed: refused, the id would change meaning under its edges."""
-    recs = table(RECORDS, [rec("imdb", "tt8946378", "series", "Knives Out"), rec("tmdb", "546554", "series", "K")])
-    cw = table(CROSSWALK, [{"source": s, "source_id": i, "entity_id": "E-knives", "type": "series", "run_id": "m2"}
+    recs = table(RECORDS, [rec("imdb", "tt8946378", "book", "Knives Out"), rec("tmdb", "546554", "book", "K")])
+    cw = table(CROSSWALK, [{"source": s, "source_id": i, "entity_id": "E-knives", "type": "book", "run_id": "m2"}
                            for s, i in (("imdb", "tt8946378"), ("tmdb", "546554"))])
-    _refused(store_path, "change type", lambda s: merge_entities(s, recs, cw, RunInfo("m2", "matching")))
+    _refused(store_path, "incompatible type", lambda s: merge_entities(s, recs, cw, RunInfo("m2", "matching")))
+
+
+def test_retyping_within_a_group_must_fit_the_edges(store_path: Path) -> None:
+    """movie -> episode is one group, but a stored edge (remake_of) does not allow an episode."""
+    remake = rel("E-knives", "remake_of", "E-mother", "doc-x", subject_type="movie", object_type="movie",
+                 run_id="x2")
+    with Store.open(store_path) as store:
+        merge_relations(store, table(RELATIONS, [remake]), RunInfo("x2", "extraction"))
+    recs = table(RECORDS, [rec("imdb", "tt8946378", "episode", "Knives Out"), rec("tmdb", "546554", "episode", "K")])
+    cw = table(CROSSWALK, [{"source": s, "source_id": i, "entity_id": "E-knives", "type": "episode", "run_id": "m2"}
+                           for s, i in (("imdb", "tt8946378"), ("tmdb", "546554"))])
+    _refused(store_path, "edges the new type does not allow",
+             lambda s: merge_entities(s, recs, cw, RunInfo("m2", "matching")))
 
 
 def test_read_only_store_refuses_merges(store_path: Path) -> None:

@@ -133,6 +133,29 @@ def test_canonical_name_is_the_most_common(tmp_path: Path) -> None:
     assert rows(tmp_path / "g.duckdb", "SELECT name, year, n_records FROM entities") == [("Seven", 1995, 3)]
 
 
+def test_entity_may_hold_records_of_one_type_group(tmp_path: Path) -> None:
+    """Sources disagree on whether a title is a movie or a series: the entity takes the crosswalk's type."""
+    from schemas.tables import CROSSWALK, RECORDS
+
+    recs = table(RECORDS, [rec("a", "1", "movie", "Heat", 1995), rec("b", "2", "series", "Heat", 1995),
+                           rec("c", "3", "series", "Heat", 1995)])
+
+    def cw(type_: str, run_id: str) -> object:
+        return table(CROSSWALK, [{"source": s, "source_id": i, "entity_id": "H", "type": type_, "run_id": run_id}
+                                 for s, i in (("a", "1"), ("b", "2"), ("c", "3"))])
+
+    path = tmp_path / "g.duckdb"
+    with Store.open(path) as store:
+        merge_entities(store, recs, cw("series", "m1"), RunInfo("m1", "matching"))
+    assert rows(path, "SELECT type, n_records FROM entities") == [("series", 3)]
+    with Store.open(path) as store:  # a later run's majority says movie: same id, type updated (one group)
+        assert merge_entities(store, recs, cw("movie", "m2"), RunInfo("m2", "matching")).changes["entities"] == 1
+    assert rows(path, "SELECT entity_id, type FROM entities") == [("H", "movie")]
+    with Store.open(path) as store, pytest.raises(StoreError, match="type group"):
+        merge_entities(store, recs, cw("book", "m3"), RunInfo("m3", "matching"))
+    assert rows(path, "SELECT type FROM entities") == [("movie",)]
+
+
 def test_symmetric_relation_is_one_edge(store_path: Path) -> None:
     both = table(RELATIONS, [
         rel("P-rian", "spouse_of", "P-bong", "d1", 0.5, run_id="x", object_type="person"),
