@@ -59,7 +59,7 @@ def run_ours(paths: list[Path], model, run_dir: Path, partitions: int, workers: 
     plan = plan_run(records, run_dir, config)
     wall["plan"], cpu["plan"] = time.perf_counter() - t, _cpu() - c
     t, c = time.perf_counter(), _cpu()
-    run_partitions(paths, run_dir, range(plan.n_partitions), workers=workers)
+    run_partitions(run_dir, range(plan.n_partitions), workers=workers)
     wall["partitions"], cpu["partitions"] = time.perf_counter() - t, _cpu() - c
     t, c = time.perf_counter(), _cpu()
     result = cluster_run(records, run_dir, run_id="bench", config=config)

@@ -28,7 +28,7 @@ from flows.merging import merge_run
 from flows.training import resolve_model
 from kg.errors import KGError
 from kg.store import RunInfo
-from matching.pipeline import cluster_run, plan_run, read_records, score_partition
+from matching.pipeline import PLAN_FILES, cluster_run, plan_run, read_records, score_partition
 
 FAIL_PARTITION_ENV = "KG_FAIL_PARTITION"
 """Fault injection for tests and drills: the score task of this partition number raises before it writes."""
@@ -93,7 +93,7 @@ class MatchFlow(FlowSpec):
     @step
     def plan(self):
         """Partition plan from key counts: every unit (block or window) goes to exactly one partition."""
-        with self.folder.staged(pull=["records"], push=["plan.pkl"]) as local:
+        with self.folder.staged(pull=["records"], push=list(PLAN_FILES)) as local:
             plan = plan_run(read_records([local / r for r in self.inputs.records]), local, self.config)
         self.partition_ids = list(range(plan.n_partitions))
         self.next(self.score, foreach="partition_ids")
@@ -103,8 +103,8 @@ class MatchFlow(FlowSpec):
     def score(self):
         """One partition: blocking → features → scores, written as this task's own shard."""
         fail_if_asked(self.input)
-        with self.folder.staged(pull=["records", "plan.pkl", "model.json"], push=["scores", "stats"]) as local:
-            self.stats = score_partition([local / r for r in self.inputs.records], local, self.input)
+        with self.folder.staged(pull=[*PLAN_FILES, "model.json"], push=["scores", "stats"]) as local:
+            self.stats = score_partition(local, self.input)
         self.next(self.join)
 
     @step

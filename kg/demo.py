@@ -83,7 +83,7 @@ def run_demo(
 
     t0 = time.perf_counter()
     plan = plan_run(records, run_dir, config)
-    run_partitions(record_paths, run_dir, range(plan.n_partitions), workers=workers)
+    run_partitions(run_dir, range(plan.n_partitions), workers=workers)
     stats = read_partition_stats(run_dir)
     scores = pl.scan_parquet(sorted((run_dir / "scores").glob("part-*.parquet"))).collect()
     truth = truth_pairs(sample.truth)

@@ -261,7 +261,8 @@ def _records_frame(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
     return pl.from_arrow(conform(table, RECORDS))
 
 
-def _prepared(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -> pl.DataFrame:
+def prepare_for_groups(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -> pl.DataFrame:
+    """Records normalised for blocking before there is a plan (then ``plan_partitions(prepared=...)``)."""
     prep = prepare(_records_frame(records))
     group = pl.col("type").replace(groups) if groups else pl.col("type")
     sort_year = pl.col("year").fill_null(0).clip(0, 65535).cast(pl.UInt64)
@@ -345,8 +346,12 @@ def plan_partitions(
     top_k: int = 3,
     within_source: bool = False,
     groups: dict[str, str] | None = None,
+    prepared: pl.DataFrame | None = None,
 ) -> PartitionPlan:
     """Plan units and their partitions from key counts (one cheap pass over all records).
+
+    ``prepared`` (``prepare_for`` with the same ``groups``) skips normalising
+    the records again when the caller keeps the normalised view.
 
     Skew guard: a block with more than ``max_block`` records is cut, in
     (year, title) order, into buckets of ``max_block // 2`` and paired only
@@ -358,7 +363,7 @@ def plan_partitions(
     """
     rules = tuple(rules or default_rules())
     groups = dict(groups or DEFAULT_GROUPS)
-    prep = _prepared(records, groups)
+    prep = prepared if prepared is not None else prepare_for_groups(records, groups)
     keys = record_keys(prep, rules)
     step = max(max_block // 2, 1)
     per_source = keys.join(prep.select("rid", "src"), on="rid").group_by("prio", "key", "src").len("c")
@@ -435,7 +440,7 @@ def _balance(units: pl.DataFrame, n_partitions: int) -> tuple[pl.DataFrame, np.n
 
 
 def candidate_pairs(
-    records: pa.Table | pl.DataFrame,
+    records: pa.Table | pl.DataFrame | None,
     plan: PartitionPlan,
     partition: int,
     *,
@@ -447,8 +452,10 @@ def candidate_pairs(
     ``records`` may be all records or any superset of the partition's members;
     ``prepared`` (from ``prepare_for(plan, records)``) and ``units`` (from
     ``record_units(prepared, plan)``) skip re-normalising and re-keying when
-    one process runs many partitions.
+    one process runs many partitions (``records`` may then be None).
     """
+    if prepared is None and records is None:
+        raise ValueError("candidate_pairs needs records or prepared")
     prep = prepared if prepared is not None else prepare_for(plan, records)
     units = units if units is not None else record_units(prep, plan)
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
@@ -471,7 +478,8 @@ def candidate_pairs(
 
 def prepare_for(plan: PartitionPlan, records: pa.Table | pl.DataFrame) -> pl.DataFrame:
     """Records normalised once, for running several partitions in one process."""
-    return _prepared(records, plan.groups)
+    return prepare_for_groups(records, plan.groups)
+
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ def train(
 
 
 def match(
-    records: RecordsArg,
+    records: Annotated[list[Path] | None, typer.Argument(
+        help="records Parquet files (ingest output), all sources; not needed with --partition")] = None,
     model: Annotated[Path, typer.Option("--model", "-m", help="model file from `kg train`")] = Path("model.json"),
     run_dir: Annotated[Path, typer.Option("--run-dir", "-o", help="run folder (plan, shards, crosswalk)")] = Path(
         "match-run"
@@ -98,13 +99,15 @@ def match(
                         format="%(asctime)s %(name)s %(message)s")
     started = time.perf_counter()
     if partition is not None:
-        stats = run_partitions(records, run_dir, [partition])[0]
+        stats = run_partitions(run_dir, [partition])[0]
         console.print(
             f"partition {partition}: {stats.pairs:,} pairs, {stats.matches:,} matches; blocking "
             f"{stats.seconds_blocking:.2f} s, features {stats.seconds_features:.2f} s, scoring "
             f"{stats.seconds_scoring:.2f} s → {run_dir / 'scores'}/part-{partition:04d}.parquet"
         )
         return
+    if not records:
+        raise typer.BadParameter("give the records files to match (or --partition N to re-run one partition)")
     config = _config(partitions, clean)
     run_id = run_id or f"match-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     recs, screened = read_screened_records(records)
@@ -115,7 +118,7 @@ def match(
     pair_model = load_model(model)
     pair_model.save(run_dir / "model.json")
     plan = plan_run(recs, run_dir, config)
-    run_partitions(records, run_dir, range(plan.n_partitions), workers=workers)
+    run_partitions(run_dir, range(plan.n_partitions), workers=workers)
     prev = pl.read_parquet(previous) if previous else None
     result = cluster_run(recs, run_dir, run_id=run_id, config=config, previous=prev)
     stats = read_partition_stats(run_dir)

@@ -217,17 +217,24 @@ def describe_features() -> pl.DataFrame:
     )
 
 
-def prepare_features(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
+def prepare_features(records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame | None = None) -> pl.DataFrame:
     """Normalised records with the global title count; compute once, reuse for every partition.
 
     The title count must come from all records, not one partition's pairs,
-    or a common title looks rare wherever it is split.
+    or a common title looks rare wherever it is split. ``prepared``
+    (``matching.normalize.prepare`` of the same records, e.g. blocking's
+    view) saves normalising them a second time; rows keep its order.
     """
     table = records if isinstance(records, pa.Table) else records.to_arrow()
-    with_head = pl.from_arrow(conform(table, RECORDS)).with_columns(
-        abstract_head=fold(pl.col("abstract")).str.slice(0, _ABSTRACT_CHARS)
-    )
-    prep = prepare(with_head)
+    base = pl.from_arrow(conform(table, RECORDS))
+    head = fold(pl.col("abstract")).str.slice(0, _ABSTRACT_CHARS).alias("abstract_head")
+    if prepared is None:
+        prep = prepare(base.with_columns(head))
+    else:
+        ordered = base.sort("source", "source_id")
+        if not ordered["source_id"].equals(prepared["source_id"]) or not ordered["source"].equals(prepared["source"]):
+            raise ValueError("prepared is not matching.normalize.prepare of these records")
+        prep = prepared.with_columns(ordered.select(head).to_series())
     return prep.with_columns(
         professions_norm=normalize_terms(pl.col("professions")),
         roles_norm=normalize_roles(pl.col("professions")),
@@ -248,6 +255,7 @@ def pair_features(
             raise ValueError("pair_features needs records or prepared")
         prepared = prepare_features(records)
     pairs_df = pl.from_arrow(conform(pairs, CANDIDATE_PAIRS))
+    prepared = prepared.select(_SIDE)  # a run's shared prepared file also holds blocking's columns
     left = prepared.rename({"source": "left_source", "source_id": "left_id"})
     right = prepared.rename({c: f"{c}_r" for c in prepared.columns})
     # row order is the contract: callers align labels and scores with the input pairs

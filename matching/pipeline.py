@@ -1,13 +1,17 @@
 """One matching run: plan, then each partition alone (block → features → score → its own shard), then clustering.
 
-Every partition function takes paths and a partition number and writes its own
-file, so the same call runs in this process, in a local process pool
-(``run_partitions(workers=N)``) or as one Metaflow ``foreach`` task; nothing
-is gathered between them. Clustering reads only the accepted pairs back.
+The plan step normalises the records once and writes what every partition
+reads; a partition function takes the run folder and a partition number and
+writes its own file, so the same call runs in this process, in a local
+process pool (``run_partitions(workers=N)``) or as one Metaflow ``foreach``
+task; nothing is gathered between them. Clustering reads only the accepted
+pairs back.
 
 Run folder layout::
 
     run/plan.pkl                 the partition plan (rules, heavy units, windows)
+    run/prepared.parquet         every record normalised once: blocking's and the features' columns, by rid
+    run/units.parquet            every record's blocking units (rid, unit, partition)
     run/model.json               the pairwise model the run used
     run/scores/part-0007.parquet SCORES of partition 7 (every candidate, with the decision)
     run/stats/part-0007.json     pairs and seconds per stage of partition 7
@@ -37,7 +41,7 @@ from matching.blocking import (
     candidate_pairs,
     load_plan,
     plan_partitions,
-    prepare_for,
+    prepare_for_groups,
     record_units,
     save_plan,
 )
@@ -65,10 +69,11 @@ class MatchConfig:
     clean_sources: tuple[str, ...] = ()
     max_cluster: int = 50
 
-    def plan(self, records: pa.Table | pl.DataFrame) -> PartitionPlan:
+    def plan(self, records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame | None = None) -> PartitionPlan:
         """The partition plan these settings give for ``records`` (default blocking rules)."""
         return plan_partitions(
-            records, n_partitions=self.n_partitions, max_block=self.max_block, top_k=self.top_k, groups=self.groups
+            records, n_partitions=self.n_partitions, max_block=self.max_block, top_k=self.top_k, groups=self.groups,
+            prepared=prepared,
         )
 
 
@@ -146,52 +151,72 @@ def screen_records(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]
     }
 
 
+PLAN_FILES = ("plan.pkl", "prepared.parquet", "units.parquet")
+"""What the plan step writes and every partition reads (with the model)."""
+
+
 def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT_CONFIG) -> PartitionPlan:
-    """Plan the partitions for ``records`` and save the plan into the run folder."""
-    plan = config.plan(records)
-    save_plan(plan, Path(run_dir) / "plan.pkl")
+    """Plan the partitions and write what every partition reads: the plan, the normalised records, their units.
+
+    Normalising and keying a million records takes longer than blocking one
+    partition; done here once, a partition task (in a pool or on another
+    machine) reads three files instead of redoing it.
+    """
+    run_dir = Path(run_dir)
+    prepared = prepare_for_groups(records, config.groups)
+    plan = config.plan(records, prepared=prepared)
+    units = record_units(prepared, plan)
+    features = prepare_features(records, prepared=prepared)
+    shared = features.with_columns(prepared.select("rid", "src", "director_sig", "cast_sig"))
+    plan_file, prepared_file, units_file = (run_dir / name for name in PLAN_FILES)
+    _write_atomic(shared.to_arrow(), prepared_file)
+    _write_atomic(units.to_arrow(), units_file)
+    save_plan(plan, plan_file)
     return plan
 
 
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def _stamp(path: Path) -> tuple[str, int]:
+    """A file's identity for the per-worker cache: a re-planned run folder is read afresh."""
+    try:
+        return str(path), path.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise KGError(f"{path}: missing; plan the run first (kg match, or matching.pipeline.plan_run)") from None
+
+
 @lru_cache(maxsize=2)
-def _inputs(record_paths: tuple[str, ...], plan_path: str, model_path: str):
-    """Records, plan, model, both normalised views and every record's units, once per worker process."""
-    records = read_records(record_paths)
-    plan = load_plan(plan_path)
-    model = load_model(model_path)
-    prepared = prepare_for(plan, records)
-    return records, plan, model, prepared, record_units(prepared, plan), prepare_features(records)
+def _inputs(plan: tuple[str, int], prepared: tuple[str, int], units: tuple[str, int], model: tuple[str, int]):
+    """Plan, model, shared prepared records and units, read once per worker process."""
+    return load_plan(plan[0]), load_model(model[0]), pl.read_parquet(prepared[0]), pl.read_parquet(units[0])
 
 
-def score_partition(
-    record_paths: Sequence[str | Path], run_dir: str | Path, partition: int, *, model_path: str | Path | None = None
-) -> PartitionStats:
+def score_partition(run_dir: str | Path, partition: int, *, model_path: str | Path | None = None) -> PartitionStats:
     """Block, featurise and score one partition; write ``scores/part-NNNN.parquet`` and its stats.
 
-    Reads only the run folder and the records files, so a failed partition can
-    be re-run alone, anywhere, with the same result.
+    Reads only the run folder, so a failed partition can be re-run alone,
+    anywhere, with the same result.
     """
     run_dir = Path(run_dir)
     model_path = Path(model_path or run_dir / "model.json")
-    records, plan, model, prepared, units, prepared_features = _inputs(
-        tuple(str(p) for p in record_paths), str(run_dir / "plan.pkl"), str(model_path)
-    )
+    plan, model, prepared, units = _inputs(*(_stamp(run_dir / name) for name in PLAN_FILES), _stamp(model_path))
     if not 0 <= partition < plan.n_partitions:
         raise KGError(
             f"partition {partition} does not exist; the plan has {plan.n_partitions} (0..{plan.n_partitions - 1})"
         )
     t0 = time.perf_counter()
-    pairs = candidate_pairs(records, plan, partition, prepared=prepared, units=units)
+    pairs = candidate_pairs(None, plan, partition, prepared=prepared, units=units)
     t1 = time.perf_counter()
-    features = pair_features(pairs, prepared=prepared_features, features=model_features(model))
+    features = pair_features(pairs, prepared=prepared, features=model_features(model))
     t2 = time.perf_counter()
     scores = score_pairs(features, model) if features.num_rows else empty(SCORES)
     t3 = time.perf_counter()
-    shard = run_dir / "scores" / f"part-{partition:04d}.parquet"
-    shard.parent.mkdir(parents=True, exist_ok=True)
-    tmp = shard.with_name(shard.name + ".tmp")
-    pq.write_table(scores, tmp)
-    tmp.replace(shard)
+    _write_atomic(scores, run_dir / "scores" / f"part-{partition:04d}.parquet")
     n_match = int(pl.from_arrow(scores["match"]).sum())
     stats = PartitionStats(partition, scores.num_rows, n_match, t1 - t0, t2 - t1, t3 - t2)
     stats_path = run_dir / "stats" / f"part-{partition:04d}.json"
@@ -202,7 +227,6 @@ def score_partition(
 
 
 def run_partitions(
-    record_paths: Sequence[str | Path],
     run_dir: str | Path,
     partitions: Sequence[int],
     *,
@@ -210,12 +234,11 @@ def run_partitions(
     model_path: str | Path | None = None,
 ) -> list[PartitionStats]:
     """Score many partitions, in this process (workers=1) or a local process pool; each writes its own shard."""
-    paths = [str(p) for p in record_paths]
     if workers <= 1:
-        return [score_partition(paths, run_dir, p, model_path=model_path) for p in partitions]
+        return [score_partition(run_dir, p, model_path=model_path) for p in partitions]
     # spawn, not fork: forking a process that already runs polars/rayon threads can deadlock the child
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(score_partition, paths, run_dir, p, model_path=model_path) for p in partitions]
+        futures = [pool.submit(score_partition, run_dir, p, model_path=model_path) for p in partitions]
         return [f.result() for f in futures]
 
 
@@ -270,5 +293,5 @@ def match_records(
     records = read_records(record_paths)
     model.save(run_dir / "model.json")
     plan = plan_run(records, run_dir, config)
-    run_partitions(record_paths, run_dir, range(plan.n_partitions), workers=workers)
+    run_partitions(run_dir, range(plan.n_partitions), workers=workers)
     return cluster_run(records, run_dir, run_id=run_id, config=config, previous=previous)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from kg.cli import app
 from kg.graph import Graph
-from matching.pipeline import cluster_run, read_records, run_partitions
+from matching.pipeline import PLAN_FILES, cluster_run, read_records, run_partitions
 from tests.flows.helpers import card_components
 
 pytestmark = pytest.mark.slow
@@ -44,10 +44,10 @@ def test_the_join_gathers_figures_not_data(production_match) -> None:
 def test_flow_shards_equal_the_local_process_pool(production_match, tmp_path) -> None:
     """The same partition functions in a local pool (what `kg match --workers 2` runs) give identical shards."""
     folder = _folder(production_match)
-    for name in ("plan.pkl", "model.json"):
+    for name in (*PLAN_FILES, "model.json"):
         shutil.copyfile(folder / name, tmp_path / name)
     records = [folder / r for r in production_match.data.inputs.records]
-    run_partitions(records, tmp_path, range(3), workers=2)
+    run_partitions(tmp_path, range(3), workers=2)
     for i in range(3):
         shard = f"scores/part-{i:04d}.parquet"
         assert pl.read_parquet(tmp_path / shard).equals(pl.read_parquet(folder / shard)), shard
@@ -57,13 +57,11 @@ def test_flow_shards_equal_the_local_process_pool(production_match, tmp_path) ->
 
 
 def test_one_partition_reruns_on_a_laptop_with_kg_match(production_match, tmp_path) -> None:
-    """The documented one-liner: `kg match RUN/records/*.parquet --run-dir RUN --partition N --verbose`."""
+    """The documented one-liner: `kg match --run-dir RUN --partition N --verbose` (the run folder holds its inputs)."""
     folder = _folder(production_match)
-    shutil.copytree(folder / "records", tmp_path / "records")
-    for name in ("plan.pkl", "model.json"):
+    for name in (*PLAN_FILES, "model.json"):
         shutil.copyfile(folder / name, tmp_path / name)
-    records = sorted(str(p) for p in (tmp_path / "records").glob("*.parquet"))
-    done = CliRunner().invoke(app, ["match", *records, "--run-dir", str(tmp_path), "--partition", "1", "--verbose"])
+    done = CliRunner().invoke(app, ["match", "--run-dir", str(tmp_path), "--partition", "1", "--verbose"])
     assert done.exit_code == 0, done.output
     shard = "scores/part-0001.parquet"
     assert pl.read_parquet(tmp_path / shard).equals(pl.read_parquet(folder / shard))

@@ -7,7 +7,14 @@ from kg.errors import KGError
 from matching.blocking import load_plan, save_plan
 from matching.evaluate import pairwise_metrics
 from matching.labels import crosswalk_pairs
-from matching.pipeline import MatchConfig, match_records, read_partition_stats, run_partitions, score_partition
+from matching.pipeline import (
+    PLAN_FILES,
+    MatchConfig,
+    match_records,
+    read_partition_stats,
+    run_partitions,
+    score_partition,
+)
 from matching.train import train_on_truth
 
 
@@ -38,15 +45,15 @@ def test_one_partition_reruns_alone_to_the_same_shard(run, sample_run) -> None:
     run_dir, _ = run
     before = pl.read_parquet(run_dir / "scores" / "part-0002.parquet")
     (run_dir / "scores" / "part-0002.parquet").unlink()
-    score_partition(sample_run.record_paths, run_dir, 2)
+    score_partition(run_dir, 2)
     assert pl.read_parquet(run_dir / "scores" / "part-0002.parquet").equals(before)
 
 
 def test_process_pool_gives_the_same_shards(run, sample_run, tmp_path) -> None:
     run_dir, _ = run
-    for name in ("plan.pkl", "model.json"):
+    for name in (*PLAN_FILES, "model.json"):
         (tmp_path / name).write_bytes((run_dir / name).read_bytes())
-    run_partitions(sample_run.record_paths, tmp_path, range(4), workers=2)
+    run_partitions(tmp_path, range(4), workers=2)
     for i in range(4):
         shard = f"scores/part-{i:04d}.parquet"
         assert pl.read_parquet(tmp_path / shard).equals(pl.read_parquet(run_dir / shard))
@@ -66,7 +73,7 @@ def test_rerun_keeps_entity_ids(run, model, sample_run, tmp_path) -> None:
 def test_unknown_partition_is_a_clear_error(run, sample_run) -> None:
     run_dir, _ = run
     with pytest.raises(KGError, match="partition 9 does not exist; the plan has 4"):
-        score_partition(sample_run.record_paths, run_dir, 9)
+        score_partition(run_dir, 9)
 
 
 def test_plan_pickles_and_refuses_another_polars(run, tmp_path) -> None:
