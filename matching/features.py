@@ -227,7 +227,9 @@ def prepare_features(records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame
     """
     table = records if isinstance(records, pa.Table) else records.to_arrow()
     base = pl.from_arrow(conform(table, RECORDS))
-    head = fold(pl.col("abstract")).str.slice(0, _ABSTRACT_CHARS).alias("abstract_head")
+    # folding never shortens text below one character per input character, so fold a prefix, not the whole text
+    head = fold(pl.col("abstract").str.slice(0, 2 * _ABSTRACT_CHARS)).str.slice(0, _ABSTRACT_CHARS)
+    head = head.alias("abstract_head")
     if prepared is None:
         prep = prepare(base.with_columns(head))
     else:
