@@ -125,6 +125,31 @@ def test_purged_rule_drops_oversized_blocks_instead_of_windowing() -> None:
     assert pickle.loads(pickle.dumps(purged.rules[0])).purge
 
 
+def test_a_rule_window_overrides_the_plan_max_block() -> None:
+    rows = [movie(s, f"{i}", f"Film number {i}", 1950 + i % 60, directors=["Woody Allen"])
+            for i in range(400) for s in ("a", "b")]
+    recs = records(rows)
+    rule = shared_people("directors").window(40)
+    plan = plan_partitions(recs, [rule], n_partitions=2, max_block=1000)  # the plan alone would keep one block
+    units = record_units(prepare_for(plan, recs), plan)
+    assert units.group_by("unit").len()["len"].max() <= 40
+    assert pickle.loads(pickle.dumps(rule)).max_block == 40
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan))
+    assert pairs.filter(pl.col("left_id") == pl.col("right_id")).height >= 0.99 * 400
+
+
+def test_common_title_partner_is_chosen_by_its_director() -> None:
+    """Forty 'Mother's a year apart, one partner each: top-1 must pick the one by the same director."""
+    rows = []
+    for i in range(40):
+        for source in ("a", "b"):
+            rows.append(movie(source, f"{i}", "Mother", 2000 + i % 2, directors=[f"Director {i}"]))
+    recs = records(rows)
+    plan = plan_partitions(recs, [title_exact().keep(1)], n_partitions=1, max_block=1000)
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan))
+    assert pairs.filter(pl.col("left_id") == pl.col("right_id")).height == 40
+
+
 def test_enumerating_in_slices_gives_the_same_pairs(monkeypatch) -> None:
     rows = [movie(s, f"{i}", f"Film {i % 40} part {i % 7}", 1990 + i % 9) for i in range(400) for s in ("a", "b")]
     recs = records(rows)
