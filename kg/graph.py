@@ -54,6 +54,7 @@ class EntityView:
     names: pl.DataFrame  # name, kind, source, source_id
     records: pl.DataFrame  # the source records (provenance), with the matching run that mapped each
     aliases: list[str]  # ids that matching runs proposed for this entity
+    merged_into: str | None = None  # retired: the entity that took most of its records
 
 
 class Graph:
@@ -112,7 +113,7 @@ class Graph:
         with self._snapshot() as con:
             row = q.one(
                 con,
-                "SELECT entity_id, type, name, year, end_year, status, n_records FROM entities "
+                "SELECT entity_id, type, name, year, end_year, status, n_records, merged_into FROM entities "
                 "WHERE entity_id = ?",
                 [entity_id],
             )
@@ -128,7 +129,7 @@ class Graph:
             aliases = [r[0] for r in q.rows(
                 con, "SELECT alias_id FROM id_aliases WHERE entity_id = ? ORDER BY alias_id", [entity_id]
             )]
-        return EntityView(*row, names=names, records=records, aliases=aliases)
+        return EntityView(*row[:7], names=names, records=records, aliases=aliases, merged_into=row[7])
 
     def neighbors(
         self,

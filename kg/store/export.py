@@ -28,7 +28,7 @@ BATCH_ROWS = 100_000
 # :START_ID / :END_ID / :TYPE for relationships; typed properties as name:type.
 NEO4J_NODES_SQL = """
 SELECT entity_id AS "id:ID", name, type, year AS "year:int", end_year AS "end_year:int",
-       status, n_records AS "n_records:int",
+       status, n_records AS "n_records:int", merged_into,
        'Entity;' || upper(type[1]) || type[2:] AS ":LABEL"
 FROM entities ORDER BY entity_id
 """

@@ -332,7 +332,8 @@ def _resolve_ids(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int:
 def _upsert_crosswalk(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _kg_cw AS "
-        "SELECT c.source, c.source_id, m.entity_id, c.type, c.run_id, s.source IS NOT NULL AS stored "
+        "SELECT c.source, c.source_id, m.entity_id, c.type, c.run_id, s.source IS NOT NULL AS stored, "
+        "s.entity_id AS was "
         "FROM _kg_in_crosswalk c JOIN _kg_idmap m ON m.proposed = c.entity_id "
         "LEFT JOIN crosswalk s USING (source, source_id) "
         "WHERE s.source IS NULL OR s.entity_id IS DISTINCT FROM m.entity_id OR s.type IS DISTINCT FROM c.type"
@@ -414,20 +415,22 @@ def _upsert_entities(con: duckdb.DuckDBPyConnection, run: RunInfo, ontology: Ont
     )
     changed = _count(
         con,
-        "INSERT INTO entities SELECT entity_id, type, name, year, end_year, n_records, 'active', ?, ? "
+        "INSERT INTO entities SELECT entity_id, type, name, year, end_year, n_records, 'active', ?, ?, NULL "
         "FROM _kg_entity_changes WHERE is_new",
         [run.run_id, run.run_id],
     )
     changed += _count(
         con,
         "UPDATE entities SET type = c.type, name = c.name, year = c.year, end_year = c.end_year, "
-        "n_records = c.n_records, status = 'active', last_run = ? FROM _kg_entity_changes c "
+        "n_records = c.n_records, status = 'active', merged_into = NULL, last_run = ? FROM _kg_entity_changes c "
         "WHERE NOT c.is_new AND entities.entity_id = c.entity_id",
         [run.run_id],
     )
     changed += _count(
         con,
-        "UPDATE entities SET status = 'retired', n_records = 0, last_run = ? "
+        "UPDATE entities SET status = 'retired', n_records = 0, last_run = ?, merged_into = ("
+        "SELECT c.entity_id FROM _kg_cw c WHERE c.was = entities.entity_id AND c.entity_id <> c.was "
+        "GROUP BY c.entity_id ORDER BY count(*) DESC, c.entity_id LIMIT 1) "
         "WHERE entity_id IN (SELECT entity_id FROM _kg_affected) "
         "AND entity_id NOT IN (SELECT entity_id FROM _kg_desired) AND status <> 'retired'",
         [run.run_id],

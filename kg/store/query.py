@@ -90,11 +90,11 @@ def require_entity(con: duckdb.DuckDBPyConnection, entity_id: str) -> None:
         raise UnknownEntity(f"no entity with id {entity_id!r}")
 
 
-_ENTITY_COLUMNS = "entity_id, type, name, year, end_year, n_records, status"
+_ENTITY_COLUMNS = "entity_id, type, name, year, end_year, n_records, status, merged_into"
 
 
 _ENTITY_SCHEMA = {"entity_id": pl.String, "type": pl.String, "name": pl.String, "year": pl.Int32,
-                  "end_year": pl.Int32, "n_records": pl.Int32, "status": pl.String}
+                  "end_year": pl.Int32, "n_records": pl.Int32, "status": pl.String, "merged_into": pl.String}
 
 
 def entity_rows(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> pl.DataFrame:

@@ -335,9 +335,16 @@ class Migration:
     statements: tuple[str, ...]
 
 
+_V3 = [
+    # A retired entity points at the entity that took most of its records (null while active, or when its
+    # records left the store): an analyst holding an old id can follow it.
+    "ALTER TABLE entities ADD COLUMN merged_into VARCHAR",
+]
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial graph store", tuple(_V1)),
     Migration(2, "keyless bulk tables with rebuildable indexes, review labels, name token index", tuple(_V2)),
+    Migration(3, "entities.merged_into: where a retired entity's records went", tuple(_V3)),
 ]
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version

@@ -96,8 +96,11 @@ def test_record_moving_to_another_entity_updates_both(store_path: Path) -> None:
     assert rows(store_path, "SELECT count(*) FROM names WHERE entity_id = 'E-knives-tmdb'") == [(1,)]
     with Store.open(store_path) as store:
         merge_entities(store, records().slice(0, 0), crosswalk("match-3"), matching_run("match-3"))
-    assert rows(store_path, "SELECT entity_id, n_records, status FROM entities WHERE entity_id LIKE 'E-knives%' "
-                "ORDER BY 1") == [("E-knives", 2, "active"), ("E-knives-tmdb", 0, "retired")]
+    assert rows(store_path, "SELECT entity_id, n_records, status, merged_into FROM entities "
+                "WHERE entity_id LIKE 'E-knives%' ORDER BY 1") == [
+        ("E-knives", 2, "active", None), ("E-knives-tmdb", 0, "retired", "E-knives")]
+    with Graph.open(store_path) as g:
+        assert g.entity("E-knives-tmdb").merged_into == "E-knives"
     assert rows(store_path, "SELECT count(*) FROM names WHERE entity_id = 'E-knives-tmdb'") == [(0,)]
     assert rows(store_path, "SELECT count(*) FROM name_tokens WHERE entity_id = 'E-knives-tmdb'") == [(0,)]
     check_invariants(store_path)

@@ -39,8 +39,10 @@ def v1_store(tmp_path: Path) -> tuple[Path, Path]:
         con.execute("INSERT INTO schema_history VALUES (1, ?, now())", [MIGRATIONS[0].description])
         con.execute("ATTACH ? AS cur (READ_ONLY)", [str(current)])
         for table in V1_TABLES:
-            con.execute(f"INSERT INTO {table} SELECT * FROM cur.{table}")
-        con.execute("INSERT INTO claims SELECT * EXCLUDE (merge_id) FROM cur.claims")
+            if table != "entities":
+                con.execute(f"INSERT INTO {table} SELECT * FROM cur.{table}")
+        con.execute("INSERT INTO entities SELECT * EXCLUDE (merged_into) FROM cur.entities")  # added in v3
+        con.execute("INSERT INTO claims SELECT * EXCLUDE (merge_id) FROM cur.claims")  # added in v2
         edge = con.execute("SELECT edge_id FROM cur.edges ORDER BY edge_id LIMIT 1").fetchone()[0]
         con.execute("INSERT INTO reviews VALUES (?, 'edge', 'correct', 'ana', 'checked', now())", [edge])
         con.execute("DETACH cur")
