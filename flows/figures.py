@@ -54,7 +54,9 @@ def match_figures(folder: Path, inputs: Inputs, about: dict[str, Any]) -> dict[s
     }
     figures: dict[str, Any] = {
         "summary": summary,
-        "block_sizes": block_size_histogram(records, load_plan(folder / "plan.pkl")).to_dicts(),
+        "block_sizes": block_size_histogram(
+            None, load_plan(folder / "plan.pkl"), units=pl.read_parquet(folder / "units.parquet")
+        ).to_dicts(),
         "scores": score_histogram(shards),
         "partitions": partitions.to_dicts(),
         "skew": skew_text,

@@ -147,7 +147,7 @@ class MatchFlow(FlowSpec):
             "model_id": self.model_info["model_id"], "model_origin": self.model_info["origin"],
             "threshold": self.model_info["threshold"], **self.clusters, "graph": self.merged["graph"],
         }
-        pull = ["records", "plan.pkl", "scores", "stats", "crosswalk.parquet"]
+        pull = ["records", "plan.pkl", "units.parquet", "scores", "stats", "crosswalk.parquet"]
         with self.folder.staged(pull=pull + ([self.inputs.truth] if self.inputs.truth else [])) as local:
             self.figures = match_figures(local, self.inputs, about)
         self.figures["steps"] = step_seconds(f"{current.flow_name}/{current.run_id}")

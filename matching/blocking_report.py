@@ -52,9 +52,15 @@ def canonical_keys() -> list[pl.Expr]:
     ]
 
 
-def block_size_histogram(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -> pl.DataFrame:
-    """Units by size in powers of two: (size_from, units, records). Windows count as units."""
-    units = record_units(prepare_for(plan, records), plan)
+def block_size_histogram(
+    records: pa.Table | pl.DataFrame | None, plan: PartitionPlan, *, units: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Units by size in powers of two: (size_from, units, records). Windows count as units.
+
+    ``units`` (a run folder's ``units.parquet``) saves re-keying the records.
+    """
+    if units is None:
+        units = record_units(prepare_for(plan, records), plan)
     sizes = units.group_by("unit").len("size")
     return (
         sizes.with_columns(size_from=(2 ** pl.col("size").log(2).floor()).cast(pl.Int64))
