@@ -257,7 +257,6 @@ def pair_features(
             raise ValueError("pair_features needs records or prepared")
         prepared = prepare_features(records)
     pairs_df = pl.from_arrow(conform(pairs, CANDIDATE_PAIRS))
-    prepared = prepared.select(_SIDE)  # a run's shared prepared file also holds blocking's columns
     left = prepared.rename({"source": "left_source", "source_id": "left_id"})
     right = prepared.rename({c: f"{c}_r" for c in prepared.columns})
     # row order is the contract: callers align labels and scores with the input pairs
