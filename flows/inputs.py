@@ -93,7 +93,7 @@ def load_sources(path: str | Path) -> SourcesFile:
     if not sources and not records:
         raise KGError(f"{path}: give [[sources]] to ingest or records = [...] already ingested")
     matching = doc.get("matching", {})
-    known = {f.name for f in fields(MatchConfig)}
+    known = {f.name for f in fields(MatchConfig)} - {"rules"}  # rules are Python objects, not TOML values
     if set(matching) - known:
         raise KGError(f"{path}: [matching] unknown key(s) {sorted(set(matching) - known)}; known: {sorted(known)}")
     truth = resolve(doc["truth"], "truth") if "truth" in doc else None

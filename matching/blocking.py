@@ -317,9 +317,13 @@ def _unit_id(prio: pl.Expr, hashed: pl.Expr) -> pl.Expr:
     return prio.cast(pl.UInt64) * _PRIO + hashed // 256
 
 
-def record_units(prep: pl.DataFrame, plan: PartitionPlan) -> pl.DataFrame:
-    """(rid, unit, partition): a record's blocks, with oversized ones replaced by windows (or purged)."""
-    keys = record_keys(prep, plan.rules).join(plan.purged, on="key", how="anti")
+def record_units(prep: pl.DataFrame, plan: PartitionPlan, *, keys: pl.DataFrame | None = None) -> pl.DataFrame:
+    """(rid, unit, partition): a record's blocks, with oversized ones replaced by windows (or purged).
+
+    ``keys``: ``record_keys(prep, plan.rules)`` when the caller has them already.
+    """
+    keys = keys if keys is not None else record_keys(prep, plan.rules)
+    keys = keys.join(plan.purged, on="key", how="anti")
     plain = keys.join(plan.windows.select("key").unique(), on="key", how="anti").select(
         "rid", unit=_unit_id(pl.col("prio"), pl.col("key"))
     )
@@ -357,11 +361,13 @@ def plan_partitions(
     within_source: bool = False,
     groups: dict[str, str] | None = None,
     prepared: pl.DataFrame | None = None,
+    keys: pl.DataFrame | None = None,
 ) -> PartitionPlan:
     """Plan units and their partitions from key counts (one cheap pass over all records).
 
-    ``prepared`` (``prepare_for`` with the same ``groups``) skips normalising
-    the records again when the caller keeps the normalised view.
+    ``prepared`` (``prepare_for`` with the same ``groups``) and ``keys``
+    (``record_keys`` of it with the same rules) skip recomputing what the
+    caller already holds.
 
     Skew guard: a block with more than ``max_block`` records is cut, in
     (year, title) order, into buckets of ``max_block // 2`` and paired only
@@ -374,7 +380,7 @@ def plan_partitions(
     rules = tuple(rules or default_rules())
     groups = dict(groups or DEFAULT_GROUPS)
     prep = prepared if prepared is not None else prepare_for_groups(records, groups)
-    keys = record_keys(prep, rules)
+    keys = keys if keys is not None else record_keys(prep, rules)
     limits = {prio: rule.max_block or max_block for prio, rule in enumerate(rules)}
     limit = pl.col("prio").replace_strict(limits, return_dtype=pl.Int64)
     per_source = keys.join(prep.select("rid", "src"), on="rid").group_by("prio", "key", "src").len("c")

@@ -37,11 +37,14 @@ import pyarrow.parquet as pq
 
 from kg.errors import KGError
 from matching.blocking import (
+    BlockingRule,
     PartitionPlan,
     candidate_pairs,
+    default_rules,
     load_plan,
     plan_partitions,
     prepare_for_groups,
+    record_keys,
     record_units,
     save_plan,
 )
@@ -68,12 +71,21 @@ class MatchConfig:
     groups: dict[str, str] = field(default_factory=lambda: dict(WORK_GROUPS))
     clean_sources: tuple[str, ...] = ()
     max_cluster: int = 50
+    rules: tuple[BlockingRule, ...] | None = None  # None: matching.blocking.default_rules()
 
-    def plan(self, records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame | None = None) -> PartitionPlan:
-        """The partition plan these settings give for ``records`` (default blocking rules)."""
+    @property
+    def blocking_rules(self) -> tuple[BlockingRule, ...]:
+        """The rules this run blocks with: a run's own, else the defaults of this toolkit version."""
+        return tuple(self.rules) if self.rules else tuple(default_rules())
+
+    def plan(
+        self, records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame | None = None,
+        keys: pl.DataFrame | None = None,
+    ) -> PartitionPlan:
+        """The partition plan these settings give for ``records``."""
         return plan_partitions(
-            records, n_partitions=self.n_partitions, max_block=self.max_block, top_k=self.top_k, groups=self.groups,
-            prepared=prepared,
+            records, self.blocking_rules, n_partitions=self.n_partitions, max_block=self.max_block, top_k=self.top_k,
+            groups=self.groups, prepared=prepared, keys=keys,
         )
 
 
@@ -164,8 +176,9 @@ def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT
     """
     run_dir = Path(run_dir)
     prepared = prepare_for_groups(records, config.groups)
-    plan = config.plan(records, prepared=prepared)
-    units = record_units(prepared, plan)
+    keys = record_keys(prepared, config.blocking_rules)
+    plan = config.plan(records, prepared=prepared, keys=keys)
+    units = record_units(prepared, plan, keys=keys)
     features = prepare_features(records, prepared=prepared)
     shared = features.with_columns(prepared.select("rid", "src", "director_sig", "cast_sig"))
     plan_file, prepared_file, units_file = (run_dir / name for name in PLAN_FILES)

@@ -109,3 +109,14 @@ def test_bad_records_are_screened_and_counted(model, tmp_path) -> None:
     assert recs.filter(pl.col("source_id") == "1")["year"].to_list() == [1995, None]
     result = match_records([tmp_path / "ab.parquet", tmp_path / "empty.parquet"], model, tmp_path / "run", run_id="r")
     assert pl.from_arrow(result.crosswalk).height == 3  # the nameless record is its own entity, not lost
+
+
+
+def test_config_rules_replace_the_default_blocking(sample_run, tmp_path) -> None:
+    from matching.blocking import load_plan, title_exact
+    from matching.pipeline import plan_run, read_records
+
+    records = read_records(sample_run.record_paths)
+    assert len(MatchConfig().plan(records).rules) > 1
+    plan_run(records, tmp_path, MatchConfig(n_partitions=2, rules=(title_exact().keep(1),)))
+    assert [r.name for r in load_plan(tmp_path / "plan.pkl").rules] == ["title_exact"]
