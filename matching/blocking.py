@@ -64,6 +64,7 @@ class BlockingRule:
     top_k: int | None = None  # partners kept per record and unit; None: the plan's top_k
     purge: bool = False  # oversized blocks of this rule are dropped, not windowed
     max_block: int | None = None  # block size above which this rule's blocks are windowed; None: the plan's
+    spread_undated: bool = False  # records without a year join every window of this rule's oversized blocks
     spec: tuple | None = field(default=None, repr=False, compare=False)  # (module, factory, args, kwargs)
 
     def __str__(self) -> str:
@@ -73,7 +74,7 @@ class BlockingRule:
         """Pickle as the factory call that built the rule: key functions are closures pickle cannot carry."""
         if self.spec is None:
             raise TypeError(f"blocking rule {self.name!r} was not made by a @blocking_rule factory; cannot ship it")
-        return _rebuild, (self.spec, self.types, self.top_k, self.purge, self.max_block)
+        return _rebuild, (self.spec, self.types, self.top_k, self.purge, self.max_block, self.spread_undated)
 
     def only(self, types: Iterable[str]) -> BlockingRule:
         """The same rule applied to these entity types only."""
@@ -86,6 +87,18 @@ class BlockingRule:
     def window(self, max_block: int) -> BlockingRule:
         """The same rule with its own block size limit: blocks above it are cut into windows of that size."""
         return replace(self, max_block=max_block)
+
+    def undated_everywhere(self) -> BlockingRule:
+        """The same rule with records that lack a year joining every window of its oversized blocks.
+
+        Windows follow (year, title) order, where an undated record has no
+        place: it would meet only the oldest titles. For exact-title keys the
+        partner is somewhere in the block, so it is compared with all of it
+        (top-k still keeps its best). Not a default: on generated records it
+        gains 0.0013 pair completeness at 200k, but at 1M the undated members
+        of big common-title blocks cost 20% more end-to-end time for +0.0007 F1.
+        """
+        return replace(self, spread_undated=True)
 
     def purged(self) -> BlockingRule:
         """The same rule with oversized blocks dropped (block purging) instead of windowed.
@@ -109,11 +122,12 @@ def blocking_rule(factory: Callable[..., BlockingRule]) -> Callable[..., Blockin
 
 
 def _rebuild(
-    spec: tuple, types: frozenset[str] | None, top_k: int | None, purge: bool, max_block: int | None = None
+    spec: tuple, types: frozenset[str] | None, top_k: int | None, purge: bool, max_block: int | None = None,
+    spread_undated: bool = False,
 ) -> BlockingRule:
     module, name, args, kwargs = spec
     rule = getattr(importlib.import_module(module), name)(*args, **kwargs)
-    return replace(rule, types=types, top_k=top_k, purge=purge, max_block=max_block)
+    return replace(rule, types=types, top_k=top_k, purge=purge, max_block=max_block, spread_undated=spread_undated)
 
 
 def _explode(column: str | pl.Expr) -> KeyFn:
@@ -329,13 +343,12 @@ def record_units(prep: pl.DataFrame, plan: PartitionPlan, *, keys: pl.DataFrame 
     )
     windowed = keys.join(plan.windows.select("key").unique(), on="key", how="semi")
     windowed = (
-        windowed.join(prep.select("rid", "sort_key"), on="rid")
+        windowed.join(prep.select("rid", "sort_key", "year"), on="rid")
         .sort("sort_key")
         .join_asof(
             plan.windows.sort("bound"), left_on="sort_key", right_on="bound", by="key", check_sortedness=False
         )
-        # a record in bucket b belongs to windows b-1 and b; window w spans buckets w and w+1
-        .with_columns(w=pl.concat_list(pl.col("bucket") - 1, pl.col("bucket")))
+        .with_columns(w=_windows_of(plan.rules))
         .explode("w")
         .filter(pl.col("w").is_between(0, pl.col("n_buckets") - 2))
         .select("rid", unit=_unit_id(pl.col("prio"), pl.struct("key", "w").hash(_SEED)))
@@ -344,6 +357,18 @@ def record_units(prep: pl.DataFrame, plan: PartitionPlan, *, keys: pl.DataFrame 
     return units.join(plan.heavy, on="unit", how="left").with_columns(
         partition=pl.col("partition").fill_null((pl.col("unit") % plan.n_partitions).cast(pl.Int32))
     )
+
+
+def _windows_of(rules: Sequence[BlockingRule]) -> pl.Expr:
+    """The windows a member of an oversized block joins (from its ``bucket``, ``n_buckets``, ``prio``, ``year``).
+
+    A record in bucket b belongs to windows b-1 and b (window w spans buckets
+    w and w+1); an undated record of an ``undated_everywhere`` rule to all.
+    """
+    spread = [prio for prio, rule in enumerate(rules) if rule.spread_undated]
+    near = pl.concat_list(pl.col("bucket") - 1, pl.col("bucket"))
+    every = pl.int_ranges(0, pl.col("n_buckets") - 1, dtype=pl.Int32)
+    return pl.when(pl.col("year").is_null() & pl.col("prio").is_in(spread)).then(every).otherwise(near)
 
 
 def _pair_cost(n: pl.Expr, sq: pl.Expr, within_source: bool) -> pl.Expr:
@@ -395,7 +420,7 @@ def plan_partitions(
     big = oversized.join(purged, on="key", how="anti").select("key")
     members = (
         keys.join(big, on="key", how="semi")
-        .join(prep.select("rid", "sort_key", "src"), on="rid")
+        .join(prep.select("rid", "sort_key", "src", "year"), on="rid")
         .sort("key", "sort_key")
         .with_columns(pos=pl.int_range(pl.len()).over("key"))
         .with_columns(step=(limit // 2).clip(1, None))
@@ -411,9 +436,9 @@ def plan_partitions(
         .with_columns(n_buckets=(pl.col("bucket").max() + 1).over("key"))
     )
     window_cost = (
-        members.with_columns(w=pl.concat_list(pl.col("bucket") - 1, "bucket"))
+        members.with_columns(n_buckets=(pl.col("bucket").max() + 1).over("key"))
+        .with_columns(w=_windows_of(rules))
         .explode("w")
-        .with_columns(n_buckets=(pl.col("bucket").max() + 1).over("key"))
         .filter(pl.col("w").is_between(0, pl.col("n_buckets") - 2))
         .group_by("prio", "key", "w", "src")
         .len("c")

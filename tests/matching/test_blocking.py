@@ -150,6 +150,23 @@ def test_common_title_partner_is_chosen_by_its_director() -> None:
     assert pairs.filter(pl.col("left_id") == pl.col("right_id")).height == 40
 
 
+def test_undated_record_meets_its_partner_anywhere_in_an_oversized_block() -> None:
+    """Two hundred 'Mother's over sixty years; the undated one from source b is the 1999 film of a."""
+    rows = [movie("a", f"{i}", "Mother", 1940 + i % 60, directors=[f"Director {i}"]) for i in range(200)]
+    rows += [movie("b", f"{i}", "Mother", 1940 + i % 60, directors=[f"Director {i}"]) for i in range(200) if i != 59]
+    rows.append(movie("b", "59", "Mother", None, directors=["Director 59"]))  # a's 59 is from 1999
+    recs = records(rows)
+    plain = plan_partitions(recs, [title_exact().keep(1)], n_partitions=2, max_block=40)
+    spread = plan_partitions(recs, [title_exact().keep(1).undated_everywhere()], n_partitions=2, max_block=40)
+
+    def found(plan) -> bool:
+        pairs = pl.from_arrow(all_candidate_pairs(recs, plan))
+        return pairs.filter((pl.col("left_id") == "59") & (pl.col("right_id") == "59")).height == 1
+
+    assert not found(plain) and found(spread)
+    assert pickle.loads(pickle.dumps(spread.rules[0])).spread_undated
+
+
 def test_enumerating_in_slices_gives_the_same_pairs(monkeypatch) -> None:
     rows = [movie(s, f"{i}", f"Film {i % 40} part {i % 7}", 1990 + i % 9) for i in range(400) for s in ("a", "b")]
     recs = records(rows)
