@@ -79,6 +79,9 @@ def match(
     partition: Annotated[
         int | None, typer.Option(help="re-run only this partition of an existing run (same plan and model)")
     ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="with --partition: write the shard and stats here, leaving the run untouched")
+    ] = None,
     clean: Annotated[list[str] | None, typer.Option(help="a source known to hold no duplicates (repeatable)")] = None,
     run_id: Annotated[str | None, typer.Option(help="id stamped on the crosswalk and the graph rows")] = None,
     previous: Annotated[Path | None, typer.Option(help="crosswalk of an earlier run: entities keep their ids")] = None,
@@ -93,17 +96,20 @@ def match(
         read_partition_stats,
         read_screened_records,
         run_partitions,
+        score_partition,
     )
 
     logging.basicConfig(level=logging.INFO if verbose or partition is not None else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
     started = time.perf_counter()
+    if out is not None and partition is None:
+        raise typer.BadParameter("--out goes with --partition N (a full run writes into --run-dir)")
     if partition is not None:
-        stats = run_partitions(run_dir, [partition])[0]
+        stats = score_partition(run_dir, partition, out_dir=out)
         console.print(
             f"partition {partition}: {stats.pairs:,} pairs, {stats.matches:,} matches; blocking "
             f"{stats.seconds_blocking:.2f} s, features {stats.seconds_features:.2f} s, scoring "
-            f"{stats.seconds_scoring:.2f} s → {run_dir / 'scores'}/part-{partition:04d}.parquet"
+            f"{stats.seconds_scoring:.2f} s → {(out or run_dir) / 'scores'}/part-{partition:04d}.parquet"
         )
         return
     if not records:

@@ -209,13 +209,17 @@ def _inputs(plan: tuple[str, int], prepared: tuple[str, int], units: tuple[str, 
     return load_plan(plan[0]), load_model(model[0]), pl.read_parquet(prepared[0]), pl.read_parquet(units[0])
 
 
-def score_partition(run_dir: str | Path, partition: int, *, model_path: str | Path | None = None) -> PartitionStats:
+def score_partition(
+    run_dir: str | Path, partition: int, *, model_path: str | Path | None = None, out_dir: str | Path | None = None
+) -> PartitionStats:
     """Block, featurise and score one partition; write ``scores/part-NNNN.parquet`` and its stats.
 
     Reads only the run folder, so a failed partition can be re-run alone,
-    anywhere, with the same result.
+    anywhere, with the same result. ``out_dir`` writes the shard and stats
+    there instead, leaving the run untouched (debugging a production run).
     """
     run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir is not None else run_dir
     model_path = Path(model_path or run_dir / "model.json")
     plan, model, prepared, units = _inputs(*(_stamp(run_dir / name) for name in PLAN_FILES), _stamp(model_path))
     if not 0 <= partition < plan.n_partitions:
@@ -229,10 +233,10 @@ def score_partition(run_dir: str | Path, partition: int, *, model_path: str | Pa
     t2 = time.perf_counter()
     scores = score_pairs(features, model) if features.num_rows else empty(SCORES)
     t3 = time.perf_counter()
-    _write_atomic(scores, run_dir / "scores" / f"part-{partition:04d}.parquet")
+    _write_atomic(scores, out / "scores" / f"part-{partition:04d}.parquet")
     n_match = int(pl.from_arrow(scores["match"]).sum())
     stats = PartitionStats(partition, scores.num_rows, n_match, t1 - t0, t2 - t1, t3 - t2)
-    stats_path = run_dir / "stats" / f"part-{partition:04d}.json"
+    stats_path = out / "stats" / f"part-{partition:04d}.json"
     stats_path.parent.mkdir(parents=True, exist_ok=True)
     stats_path.write_text(json.dumps(asdict(stats)))
     log.info("partition %d: %d pairs, %d matches, %.2f s", partition, stats.pairs, stats.matches, stats.seconds)

@@ -67,6 +67,18 @@ def test_one_partition_reruns_on_a_laptop_with_kg_match(production_match, tmp_pa
     assert pl.read_parquet(tmp_path / shard).equals(pl.read_parquet(folder / shard))
 
 
+def test_one_partition_of_a_production_run_reruns_elsewhere(production_match, tmp_path) -> None:
+    """`kg match --run-dir RUN --partition N --out DIR` reads the run in place and writes only into DIR."""
+    folder = _folder(production_match)
+    shard = "scores/part-0002.parquet"
+    before = (folder / shard).stat().st_mtime_ns
+    done = CliRunner().invoke(app, ["match", "--run-dir", str(folder), "--partition", "2", "--out", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert pl.read_parquet(tmp_path / shard).equals(pl.read_parquet(folder / shard))
+    assert (tmp_path / "stats" / "part-0002.json").is_file()
+    assert (folder / shard).stat().st_mtime_ns == before
+
+
 def test_production_run_merges_into_the_production_graph(production_match, flow_env) -> None:
     graph = flow_env.root / "prod" / "graph.duckdb"
     merged = production_match.data.merged
