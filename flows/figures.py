@@ -13,7 +13,6 @@ from typing import Any
 import polars as pl
 
 from flows.inputs import Inputs, read_pairs
-from matching.blocking import load_plan
 from matching.blocking_report import block_size_histogram
 from matching.evaluate import bcubed, pairwise_metrics, pr_curve
 from matching.holdout import truth_entities
@@ -54,9 +53,7 @@ def match_figures(folder: Path, inputs: Inputs, about: dict[str, Any]) -> dict[s
     }
     figures: dict[str, Any] = {
         "summary": summary,
-        "block_sizes": block_size_histogram(
-            None, load_plan(folder / "plan.pkl"), units=pl.read_parquet(folder / "units.parquet")
-        ).to_dicts(),
+        "block_sizes": block_size_histogram(pl.read_parquet(folder / "units.parquet")).to_dicts(),
         "scores": score_histogram(shards),
         "partitions": partitions.to_dicts(),
         "skew": skew_text,

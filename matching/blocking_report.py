@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from matching.blocking import PartitionPlan, prepare_for, record_units
-
 _KEYS = ["left_source", "left_id", "right_source", "right_id"]
 
 
@@ -52,15 +50,11 @@ def canonical_keys() -> list[pl.Expr]:
     ]
 
 
-def block_size_histogram(
-    records: pa.Table | pl.DataFrame | None, plan: PartitionPlan, *, units: pl.DataFrame | None = None
-) -> pl.DataFrame:
+def block_size_histogram(units: pl.DataFrame) -> pl.DataFrame:
     """Units by size in powers of two: (size_from, units, records). Windows count as units.
 
-    ``units`` (a run folder's ``units.parquet``) saves re-keying the records.
+    ``units``: ``record_units`` of the records under a plan, or a run folder's ``units.parquet``.
     """
-    if units is None:
-        units = record_units(prepare_for(plan, records), plan)
     sizes = units.group_by("unit").len("size")
     return (
         sizes.with_columns(size_from=(2 ** pl.col("size").log(2).floor()).cast(pl.Int64))

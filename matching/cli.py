@@ -192,14 +192,14 @@ def blocking_report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Candidates per record, block sizes, partition balance, and pair completeness when truth is given."""
-    from matching.blocking import all_candidate_pairs
+    from matching.blocking import all_candidate_pairs, prepare_for, record_units
     from matching.blocking_report import block_size_histogram, blocking_report
     from matching.pipeline import read_records
 
     recs = read_records(records)
     plan = _config(partitions).plan(recs)
     report = blocking_report(all_candidate_pairs(recs, plan), recs, read_truth(truth) if truth else None)
-    histogram = block_size_histogram(recs, plan)
+    histogram = block_size_histogram(record_units(prepare_for(plan, recs), plan))
     summary = {
         "records": report.n_records, "pairs": report.n_pairs,
         "candidates_per_record": round(report.candidates_per_record, 3),

@@ -1,6 +1,6 @@
 import polars as pl
 
-from matching.blocking import all_candidate_pairs, plan_partitions, title_exact
+from matching.blocking import all_candidate_pairs, plan_partitions, prepare_for, record_units, title_exact
 from matching.blocking_report import block_size_histogram, blocking_report
 from tests.matching.builders import movie, records
 
@@ -20,5 +20,5 @@ def test_report_figures() -> None:
     assert report.reduction_ratio == 1 - 1 / 4
     assert report.candidates_per_record == 0.5
     assert report.by_source_pair["true_pairs"].to_list() == [2]
-    hist = block_size_histogram(recs, plan)
+    hist = block_size_histogram(record_units(prepare_for(plan, recs), plan))
     assert hist["records"].sum() == 4
