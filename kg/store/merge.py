@@ -439,15 +439,23 @@ def _upsert_entities(con: duckdb.DuckDBPyConnection, run: RunInfo, ontology: Ont
 
 
 def _check_retyped_edges(con: duckdb.DuckDBPyConnection, ontology: Ontology) -> None:
-    """An entity re-typed within its group (movie -> series) must still fit every edge it is part of."""
+    """An entity re-typed within its group (movie -> series) must still fit every edge it is part of.
+
+    Most merges re-type nothing: then the edges table is not read at all.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _kg_retyped AS SELECT d.entity_id, d.type FROM _kg_desired d "
+        "JOIN entities e USING (entity_id) WHERE e.type <> d.type"
+    )
+    if not _count(con, "SELECT count(*) FROM _kg_retyped"):
+        return
     edges = con.execute(
-        "WITH retyped AS (SELECT d.entity_id, d.type FROM _kg_desired d JOIN entities e USING (entity_id) "
-        "WHERE e.type <> d.type), "
-        "types AS (SELECT e.entity_id, coalesce(r.type, e.type) AS type FROM entities e "
-        "LEFT JOIN retyped r USING (entity_id)) "
+        "WITH types AS (SELECT e.entity_id, coalesce(r.type, e.type) AS type FROM entities e "
+        "LEFT JOIN _kg_retyped r USING (entity_id)) "
         "SELECT g.edge_id, g.relation, s.type, o.type FROM edges g "
         "JOIN types s ON s.entity_id = g.subject_id JOIN types o ON o.entity_id = g.object_id "
-        "WHERE g.subject_id IN (SELECT entity_id FROM retyped) OR g.object_id IN (SELECT entity_id FROM retyped)"
+        "WHERE g.subject_id IN (SELECT entity_id FROM _kg_retyped) "
+        "OR g.object_id IN (SELECT entity_id FROM _kg_retyped)"
     ).fetchall()
     bad = [e for e in edges if not ontology.allows(e[1], e[2], e[3])]
     if bad:
