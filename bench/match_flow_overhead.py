@@ -29,19 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _prepare(data: Path, entities: int, seed: int) -> None:
-    from kg.ingest import ingest_source
-    from kg.sample import generate_sample
-    from matching.labels import read_truth
-    from matching.pipeline import MatchConfig, read_records
+    """The catalogue under ``data`` and a model trained on another seed: the same steps as match_vs_splink.py."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from match_vs_splink import _catalogue
+
+    from matching.pipeline import read_records
     from matching.train import train_on_truth
 
-    sample = generate_sample(data / "raw", n_entities=entities, seed=seed)
-    for s in sample.raw:
-        ingest_source(sample.mappings[s], [sample.raw[s]], data)
-    train = generate_sample(data / "train" / "raw", n_entities=20_000, seed=seed + 1)
-    paths = [ingest_source(train.mappings[s], [train.raw[s]], data / "train").records_path for s in train.raw]
-    model = train_on_truth(read_records(paths), read_truth(train.truth), MatchConfig())
-    model.save(data / "model.json")
+    _catalogue(data, entities, seed)
+    train_paths, train_truth = _catalogue(data / "train", 20_000, seed + 1)
+    train_on_truth(read_records(train_paths), train_truth).save(data / "model.json")
 
 
 def _in_process(data: Path, workers: int, partitions: int) -> dict:
