@@ -13,7 +13,6 @@ from typing import Any
 import polars as pl
 
 from flows.inputs import Inputs, read_pairs
-from matching.blocking_report import block_size_histogram
 from matching.evaluate import bcubed, pairwise_metrics, pr_curve
 from matching.holdout import truth_entities
 from matching.labels import PAIR_KEYS, crosswalk_pairs, label_pairs
@@ -53,7 +52,7 @@ def match_figures(folder: Path, inputs: Inputs, about: dict[str, Any]) -> dict[s
     }
     figures: dict[str, Any] = {
         "summary": summary,
-        "block_sizes": block_size_histogram(pl.read_parquet(folder / "units.parquet")).to_dicts(),
+        "block_sizes": pl.read_parquet(folder / "block_sizes.parquet").to_dicts(),
         "scores": score_histogram(shards),
         "partitions": partitions.to_dicts(),
         "skew": skew_text,

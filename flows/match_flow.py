@@ -28,7 +28,7 @@ from flows.merging import merge_run
 from flows.training import resolve_model
 from kg.errors import KGError
 from kg.store import RunInfo
-from matching.pipeline import PLAN_FILES, cluster_run, plan_run, read_records, score_partition
+from matching.pipeline import PLAN_FILES, cluster_run, partition_files, plan_run, read_records, score_partition
 
 FAIL_PARTITION_ENV = "KG_FAIL_PARTITION"
 """Fault injection for tests and drills: the score task of this partition number raises before it writes."""
@@ -103,7 +103,7 @@ class MatchFlow(FlowSpec):
     def score(self):
         """One partition: blocking → features → scores, written as this task's own shard."""
         fail_if_asked(self.input)
-        with self.folder.staged(pull=[*PLAN_FILES, "model.json"], push=["scores", "stats"]) as local:
+        with self.folder.staged(pull=[*partition_files(self.input), "model.json"], push=["scores", "stats"]) as local:
             self.stats = score_partition(local, self.input)
         self.next(self.join)
 
@@ -147,7 +147,7 @@ class MatchFlow(FlowSpec):
             "model_id": self.model_info["model_id"], "model_origin": self.model_info["origin"],
             "threshold": self.model_info["threshold"], **self.clusters, "graph": self.merged["graph"],
         }
-        pull = ["records", "plan.pkl", "units.parquet", "scores", "stats", "crosswalk.parquet"]
+        pull = ["records", "plan.pkl", "block_sizes.parquet", "scores", "stats", "crosswalk.parquet"]
         with self.folder.staged(pull=pull + ([self.inputs.truth] if self.inputs.truth else [])) as local:
             self.figures = match_figures(local, self.inputs, about)
         self.figures["steps"] = step_seconds(f"{current.flow_name}/{current.run_id}")

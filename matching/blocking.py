@@ -25,7 +25,7 @@ import functools
 import heapq
 import importlib
 import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -357,6 +357,41 @@ def record_units(prep: pl.DataFrame, plan: PartitionPlan, *, keys: pl.DataFrame 
     return units.join(plan.heavy, on="unit", how="left").with_columns(
         partition=pl.col("partition").fill_null((pl.col("unit") % plan.n_partitions).cast(pl.Int32))
     )
+
+
+def pairing_units(units: pl.DataFrame, prep: pl.DataFrame, within_source: bool) -> pl.DataFrame:
+    """The units that can yield a pair: two or more records (from two or more sources, across sources only).
+
+    Most title and name keys are held by one record; a pair's owner is a unit
+    both records share, so dropping the others changes no pair and keeps
+    records that pair with no one out of every partition's inputs.
+    """
+    if within_source:
+        return units.filter(pl.len().over("unit") > 1)
+    src = prep["src"].gather(units["rid"])  # prep is numbered by rid (matching.normalize.prepare)
+    return units.with_columns(src=src).filter(pl.col("src").n_unique().over("unit") > 1).drop("src")
+
+
+def partition_members(units: pl.DataFrame, n_partitions: int) -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
+    """Per partition: its member rids (sorted) and every unit of those members, rids renumbered 0..m-1.
+
+    A member's units outside the partition come along because ownership (the
+    smallest unit two records share) is decided on all of them; with them, a
+    partition's records and units are all a task needs.
+    """
+    units = units.sort("rid", "unit")  # the same files whatever order the units came in
+    rids = units["rid"].to_numpy()
+    by_rid = np.searchsorted(rids, np.arange(int(rids[-1]) + 2 if len(rids) else 1))
+    by_partition = np.argsort(units["partition"].to_numpy(), kind="stable")  # rids stay sorted within a partition
+    bounds = np.searchsorted(units["partition"].to_numpy()[by_partition], np.arange(n_partitions + 1))
+    for partition in range(n_partitions):
+        mine = rids[by_partition[bounds[partition] : bounds[partition + 1]]]
+        members = mine[np.concatenate(([True], mine[1:] != mine[:-1]))] if len(mine) else mine
+        starts, lengths = by_rid[members], by_rid[members + 1] - by_rid[members]
+        ends = np.cumsum(lengths)
+        rows = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)
+        local = np.repeat(np.arange(len(members), dtype=np.uint32), lengths)
+        yield partition, members, units[rows].with_columns(rid=pl.Series(local))
 
 
 def _windows_of(rules: Sequence[BlockingRule]) -> pl.Expr:

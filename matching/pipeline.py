@@ -10,8 +10,9 @@ pairs back.
 Run folder layout::
 
     run/plan.pkl                 the partition plan (rules, heavy units, windows)
-    run/prepared.parquet         every record normalised once: blocking's and the features' columns, by rid
-    run/units.parquet            every record's blocking units (rid, unit, partition)
+    run/block_sizes.parquet      the block-size histogram of the plan's units
+    run/inputs/part-0007/        what partition 7 reads: its member records normalised once (prepared.parquet)
+                                 and all their blocking units (units.parquet), rids numbered 0..m-1
     run/model.json               the pairwise model the run used
     run/scores/part-0007.parquet SCORES of partition 7 (every candidate, with the decision)
     run/stats/part-0007.json     pairs and seconds per stage of partition 7
@@ -24,13 +25,15 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,12 +45,15 @@ from matching.blocking import (
     candidate_pairs,
     default_rules,
     load_plan,
+    pairing_units,
+    partition_members,
     plan_partitions,
     prepare_for_groups,
     record_keys,
     record_units,
     save_plan,
 )
+from matching.blocking_report import block_size_histogram
 from matching.cluster import ClusterResult, cluster_pairs
 from matching.features import model_features, pair_features, prepare_features
 from matching.model import PairModel, load_model, score_pairs
@@ -126,13 +132,26 @@ def read_screened_records(paths: Sequence[str | Path]) -> tuple[pl.DataFrame, di
         path = Path(path)
         if not path.is_file():
             raise KGError(f"{path}: no such records file")
-        frames.append(pl.from_arrow(conform(pq.read_table(path), RECORDS)))
+        frames.append(_read_records_file(path))
     records = pl.concat(frames)
     dup = records.filter(pl.struct("source", "source_id").is_duplicated())
     if not dup.is_empty():
         first = dup.row(0, named=True)
         raise KGError(f"records: ({first['source']}, {first['source_id']}) appears more than once across {paths}")
     return screen_records(records)
+
+
+def _read_records_file(path: Path) -> pl.DataFrame:
+    """One records file, checked by ``conform`` (columns, version stamp, nulls, types).
+
+    Read by polars, not pyarrow: a pyarrow table converted to polars keeps
+    the Arrow strings alive beside polars' views of them (ten million
+    records: 6.6 GB resident instead of 10.0 GB).
+    """
+    frame = pl.read_parquet(path)
+    checked = conform(frame.to_arrow().replace_schema_metadata(pq.read_schema(path).metadata), RECORDS)
+    as_read = frame.select(checked.column_names)
+    return as_read if as_read.schema == pl.from_arrow(checked.slice(0, 0)).schema else pl.from_arrow(checked)
 
 
 YEARS = (1850, 2100)
@@ -163,29 +182,96 @@ def screen_records(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]
     }
 
 
-PLAN_FILES = ("plan.pkl", "prepared.parquet", "units.parquet")
-"""What the plan step writes and every partition reads (with the model)."""
+PLAN_FILES = ("plan.pkl", "block_sizes.parquet", "inputs")
+"""What the plan step writes; a partition reads ``partition_files(p)`` of it (and the model)."""
+
+
+def partition_files(partition: int) -> list[str]:
+    """The run-folder entries partition ``partition`` reads: the plan and its own inputs."""
+    return ["plan.pkl", f"inputs/part-{partition:04d}"]
+
+
+PLAN_CHUNK = 1_000_000
+"""Records the plan step normalises at once: normalising builds lookup tables several times the size of its
+input, so a larger catalogue is normalised a chunk at a time (results kept, temporaries freed)."""
 
 
 def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT_CONFIG) -> PartitionPlan:
-    """Plan the partitions and write what every partition reads: the plan, the normalised records, their units.
+    """Plan the partitions and write each one's inputs: its member records normalised, and their units.
 
     Normalising and keying a million records takes longer than blocking one
     partition; done here once, a partition task (in a pool or on another
-    machine) reads three files instead of redoing it.
+    machine) reads its own two files, holding only the records that can pair
+    in it, so a task's memory follows its partition, not the whole catalogue.
     """
     run_dir = Path(run_dir)
-    prepared = prepare_for_groups(records, config.groups)
-    keys = record_keys(prepared, config.blocking_rules)
-    plan = config.plan(records, prepared=prepared, keys=keys)
-    units = record_units(prepared, plan, keys=keys)
-    features = prepare_features(records, prepared=prepared)
-    shared = features.with_columns(prepared.select("rid", "src", "director_sig", "cast_sig"))
-    plan_file, prepared_file, units_file = (run_dir / name for name in PLAN_FILES)
-    _write_atomic(shared.to_arrow(), prepared_file)
-    _write_atomic(units.to_arrow(), units_file)
-    save_plan(plan, plan_file)
+    chunks, keys = _normalise(records, config)
+    blocking_view = pl.concat([chunk.select("rid", "src", "sort_key", "year") for chunk in chunks])
+    plan = config.plan(records, prepared=blocking_view, keys=keys)
+    units = record_units(blocking_view, plan, keys=keys)
+    del keys
+    _write_atomic(block_size_histogram(units).to_arrow(), run_dir / "block_sizes.parquet")
+    units = pairing_units(units, blocking_view, plan.within_source)
+    # the plan file is written last, so a folder with a plan has every partition's inputs of that plan
+    (run_dir / "plan.pkl").unlink(missing_ok=True)
+    inputs = run_dir / "inputs"
+    shutil.rmtree(inputs, ignore_errors=True)  # a re-plan with fewer partitions leaves no stale ones
+
+    def write(partition: int, members: np.ndarray, member_units: pl.DataFrame) -> None:
+        folder = inputs / f"part-{partition:04d}"
+        part = _rows(chunks, members).drop("sort_key").with_columns(rid=pl.int_range(len(members), dtype=pl.UInt32))
+        _write_atomic(part.to_arrow(), folder / "prepared.parquet")
+        _write_atomic(member_units.to_arrow(), folder / "units.parquet")
+
+    # Parquet encoding releases the GIL: two writers keep both cores busy (~40% less time at 1M records)
+    with ThreadPoolExecutor(max_workers=2) as writers:
+        list(writers.map(lambda args: write(*args), partition_members(units, plan.n_partitions)))
+    save_plan(plan, run_dir / "plan.pkl")
     return plan
+
+
+def _normalise(records: pl.DataFrame, config: MatchConfig) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+    """Every record normalised for blocking and features, and its blocking keys, ``PLAN_CHUNK`` records at a time.
+
+    Chunks are slices of the records in (source, source_id) order, so rids and
+    source codes come out as one ``prepare`` of all records would number them;
+    the title count is counted over all records once the chunks are done. The
+    chunks stay separate (consecutive rids each): joining them would copy
+    every normalised record once more.
+    """
+    order = records.select(pl.arg_sort_by("source", "source_id")).to_series()  # not a sorted copy of the records
+    codes = {source: code for code, source in enumerate(sorted(records["source"].unique().to_list()), start=1)}
+    chunks, keys = [], []
+    for start in range(0, max(records.height, 1), PLAN_CHUNK):
+        chunk = records[order.slice(start, PLAN_CHUNK)]
+        prepared = prepare_for_groups(chunk, config.groups).with_columns(
+            rid=pl.col("rid") + start, src=pl.col("source").replace_strict(codes, return_dtype=pl.UInt16)
+        )
+        keys.append(record_keys(prepared, config.blocking_rules))
+        features = prepare_features(chunk, prepared=prepared)
+        chunks.append(features.with_columns(prepared.select("rid", "src", "director_sig", "cast_sig", "sort_key")))
+    if len(chunks) > 1:
+        counts = pl.concat([chunk.select("name_norm") for chunk in chunks]).group_by("name_norm").len("title_count")
+        counts = counts.with_columns(pl.col("title_count").cast(pl.Float32))
+        chunks = [
+            chunk.drop("title_count").join(counts, on="name_norm", how="left", nulls_equal=True, maintain_order="left")
+            .select(chunk.columns)
+            for chunk in chunks
+        ]
+    return chunks, pl.concat(keys, rechunk=False)
+
+
+def _rows(chunks: list[pl.DataFrame], rids: np.ndarray) -> pl.DataFrame:
+    """The rows of sorted ``rids`` from chunks of consecutive rids, one gather per chunk.
+
+    Polars gathers from a frame of many chunks row by row through a chunk
+    look-up, three times slower than gathering within each chunk.
+    """
+    bounds = np.cumsum([0] + [chunk.height for chunk in chunks])
+    cuts = np.searchsorted(rids, bounds)
+    return pl.concat([
+        chunk[rids[a:b] - low] for chunk, low, a, b in zip(chunks, bounds[:-1], cuts[:-1], cuts[1:], strict=True)
+    ])
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
@@ -204,9 +290,17 @@ def _stamp(path: Path) -> tuple[str, int]:
 
 
 @lru_cache(maxsize=2)
-def _inputs(plan: tuple[str, int], prepared: tuple[str, int], units: tuple[str, int], model: tuple[str, int]):
-    """Plan, model, shared prepared records and units, read once per worker process."""
-    return load_plan(plan[0]), load_model(model[0]), pl.read_parquet(prepared[0]), pl.read_parquet(units[0])
+def _plan_and_model(plan: tuple[str, int], model: tuple[str, int]) -> tuple[PartitionPlan, PairModel]:
+    """Read once per worker process, which runs many partitions of one run."""
+    return load_plan(plan[0]), load_model(model[0])
+
+
+def _partition_inputs(run_dir: Path, partition: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    folder = run_dir / "inputs" / f"part-{partition:04d}"
+    try:
+        return pl.read_parquet(folder / "prepared.parquet"), pl.read_parquet(folder / "units.parquet")
+    except FileNotFoundError:
+        raise KGError(f"{folder}: missing; plan the run first (kg match, or matching.pipeline.plan_run)") from None
 
 
 def score_partition(
@@ -221,11 +315,12 @@ def score_partition(
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
     model_path = Path(model_path or run_dir / "model.json")
-    plan, model, prepared, units = _inputs(*(_stamp(run_dir / name) for name in PLAN_FILES), _stamp(model_path))
+    plan, model = _plan_and_model(_stamp(run_dir / "plan.pkl"), _stamp(model_path))
     if not 0 <= partition < plan.n_partitions:
         raise KGError(
             f"partition {partition} does not exist; the plan has {plan.n_partitions} (0..{plan.n_partitions - 1})"
         )
+    prepared, units = _partition_inputs(run_dir, partition)
     t0 = time.perf_counter()
     pairs = candidate_pairs(None, plan, partition, prepared=prepared, units=units)
     t1 = time.perf_counter()
@@ -310,5 +405,7 @@ def match_records(
     records = read_records(record_paths)
     model.save(run_dir / "model.json")
     plan = plan_run(records, run_dir, config)
+    ids = records.select("source", "source_id", "type")  # all clustering needs of the records
+    del records  # the partitions' workers then share the machine's memory without the catalogue
     run_partitions(run_dir, range(plan.n_partitions), workers=workers)
-    return cluster_run(records, run_dir, run_id=run_id, config=config, previous=previous)
+    return cluster_run(ids, run_dir, run_id=run_id, config=config, previous=previous)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from kg.cli import app
 from kg.graph import Graph
-from matching.pipeline import PLAN_FILES, cluster_run, read_records, run_partitions
+from matching.pipeline import PLAN_FILES, cluster_run, partition_files, read_records, run_partitions
 from tests.flows.helpers import card_components
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,8 @@ def test_flow_shards_equal_the_local_process_pool(production_match, tmp_path) ->
     """The same partition functions in a local pool (what `kg match --workers 2` runs) give identical shards."""
     folder = _folder(production_match)
     for name in (*PLAN_FILES, "model.json"):
-        shutil.copyfile(folder / name, tmp_path / name)
+        copy = shutil.copytree if (folder / name).is_dir() else shutil.copyfile
+        copy(folder / name, tmp_path / name)
     records = [folder / r for r in production_match.data.inputs.records]
     run_partitions(tmp_path, range(3), workers=2)
     for i in range(3):
@@ -59,8 +60,9 @@ def test_flow_shards_equal_the_local_process_pool(production_match, tmp_path) ->
 def test_one_partition_reruns_on_a_laptop_with_kg_match(production_match, tmp_path) -> None:
     """The documented one-liner: `kg match --run-dir RUN --partition N --verbose` (the run folder holds its inputs)."""
     folder = _folder(production_match)
-    for name in (*PLAN_FILES, "model.json"):
-        shutil.copyfile(folder / name, tmp_path / name)
+    for name in (*partition_files(1), "model.json"):  # the plan and partition 1's own inputs, nothing else
+        copy = shutil.copytree if (folder / name).is_dir() else shutil.copyfile
+        copy(folder / name, tmp_path / name)
     done = CliRunner().invoke(app, ["match", "--run-dir", str(tmp_path), "--partition", "1", "--verbose"])
     assert done.exit_code == 0, done.output
     shard = "scores/part-0001.parquet"

@@ -7,6 +7,8 @@ import pytest
 from matching.blocking import (
     all_candidate_pairs,
     candidate_pairs,
+    pairing_units,
+    partition_members,
     plan_partitions,
     prepare_for,
     record_units,
@@ -175,3 +177,28 @@ def test_enumerating_in_slices_gives_the_same_pairs(monkeypatch) -> None:
     monkeypatch.setattr("matching.blocking._SLICE_PAIRS", 50)
     assert plan.costs[0] // 50 > 2  # really sliced
     assert _keys(candidate_pairs(recs, plan, 0)).equals(whole)
+
+
+def test_pairing_units_keep_only_units_that_can_pair() -> None:
+    units = pl.DataFrame(
+        {"rid": [0, 1, 2, 3, 0, 2], "unit": [10, 10, 11, 11, 12, 13], "partition": [0, 0, 1, 1, 0, 1]},
+        schema={"rid": pl.UInt32, "unit": pl.UInt64, "partition": pl.Int32},
+    )
+    prep = pl.DataFrame({"rid": [0, 1, 2, 3], "src": [1, 2, 1, 1]}, schema={"rid": pl.UInt32, "src": pl.UInt16})
+    across = pairing_units(units, prep, within_source=False)
+    assert across["unit"].to_list() == [10, 10]  # 11 holds one source, 12 and 13 one record
+    within = pairing_units(units, prep, within_source=True)
+    assert sorted(set(within["unit"].to_list())) == [10, 11]
+
+
+def test_partition_members_bring_every_unit_of_their_members() -> None:
+    """Ownership needs a member's units in other partitions too; rids come renumbered from 0."""
+    units = pl.DataFrame(
+        {"rid": [5, 7, 7, 9, 9, 5], "unit": [1, 1, 2, 2, 3, 3], "partition": [0, 0, 1, 1, 2, 2]},
+        schema={"rid": pl.UInt32, "unit": pl.UInt64, "partition": pl.Int32},
+    )
+    got = {p: (members.tolist(), mine.rows()) for p, members, mine in partition_members(units, 4)}
+    assert got[0] == ([5, 7], [(0, 1, 0), (0, 3, 2), (1, 1, 0), (1, 2, 1)])
+    assert got[1] == ([7, 9], [(0, 1, 0), (0, 2, 1), (1, 2, 1), (1, 3, 2)])
+    assert got[2] == ([5, 9], [(0, 1, 0), (0, 3, 2), (1, 2, 1), (1, 3, 2)])
+    assert got[3] == ([], [])
