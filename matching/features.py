@@ -22,7 +22,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
 from kg.errors import KGError
-from matching.normalize import fold, normalize_roles, normalize_terms, prepare
+from matching.normalize import distinct_values, fold, looked_up, normalize_role, normalize_term, prepare
 from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform
 
 if TYPE_CHECKING:
@@ -237,9 +237,11 @@ def prepare_features(records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame
         if not ordered["source_id"].equals(prepared["source_id"]) or not ordered["source"].equals(prepared["source"]):
             raise ValueError("prepared is not matching.normalize.prepare of these records")
         prep = prepared.with_columns(ordered.select(head).to_series())
+    professions = distinct_values([prep["professions"]], normalize_term)
+    roles = distinct_values([prep["professions"]], normalize_role)
     return prep.with_columns(
-        professions_norm=normalize_terms(pl.col("professions")),
-        roles_norm=normalize_roles(pl.col("professions")),
+        professions_norm=looked_up(prep["professions"], professions, distinct=True),
+        roles_norm=looked_up(prep["professions"], roles, distinct=True),
         name_folded=fold(pl.col("name")), title_count=pl.len().over("name_norm").cast(pl.Float32)
     ).select(_SIDE)
 

@@ -103,12 +103,10 @@ def normalize_people(expr: pl.Expr) -> pl.Expr:
     return expr.list.eval(normalize_person(pl.element()).drop_nulls()).list.unique(maintain_order=True)
 
 
-def normalize_terms(expr: pl.Expr) -> pl.Expr:
-    """A list of codes or labels (countries, languages, genres) folded for set comparison."""
-    folded = expr.list.eval(_squash(fold(pl.element())))
-    return folded.list.eval(pl.element().filter(pl.element().str.len_chars() > 0)).list.unique(
-        maintain_order=True
-    )
+def normalize_term(expr: pl.Expr) -> pl.Expr:
+    """A code or label (country, language, genre, profession) folded for set comparison; null when nothing is left."""
+    folded = _squash(fold(expr))
+    return pl.when(folded.str.len_chars() > 0).then(folded)
 
 
 _ROLES = {
@@ -119,9 +117,9 @@ _ROLES = {
 """Credit vocabularies differ by source (TVDb 'guestStars', 'writers'; IMDb 'actress', 'writer')."""
 
 
-def normalize_roles(expr: pl.Expr) -> pl.Expr:
-    """A list of professions or credit jobs mapped to one role vocabulary, for set comparison."""
-    return normalize_terms(expr).list.eval(pl.element().replace(_ROLES)).list.unique(maintain_order=True)
+def normalize_role(expr: pl.Expr) -> pl.Expr:
+    """A profession or credit job mapped to one role vocabulary, for set comparison."""
+    return normalize_term(expr).replace(_ROLES)
 
 
 PERSON_TYPES: frozenset[str] = frozenset({"person"})
@@ -175,6 +173,7 @@ def prepare(records: pl.DataFrame, person_types: frozenset[str] = PERSON_TYPES) 
     names = distinct_values(
         [people["name"], people["aliases"], base["directors"], base["cast"], base["writers"]], normalize_person
     )
+    terms = distinct_values([base["countries"], base["languages"], base["genres"]], normalize_term)
     return base.with_columns(
         src=pl.col("source").rank("dense").cast(pl.UInt16),
         is_person=person,
@@ -186,9 +185,9 @@ def prepare(records: pl.DataFrame, person_types: frozenset[str] = PERSON_TYPES) 
         directors_norm=looked_up(base["directors"], names, distinct=True),
         cast_norm=looked_up(base["cast"], names, distinct=True),
         writers_norm=looked_up(base["writers"], names, distinct=True),
-        countries_norm=normalize_terms(pl.col("countries")),
-        languages_norm=normalize_terms(pl.col("languages")),
-        genres_norm=normalize_terms(pl.col("genres")),
+        countries_norm=looked_up(base["countries"], terms, distinct=True),
+        languages_norm=looked_up(base["languages"], terms, distinct=True),
+        genres_norm=looked_up(base["genres"], terms, distinct=True),
     ).with_columns(
         titles=pl.concat_list(pl.col("name_norm"), pl.col("aliases_norm").fill_null([]))
         .list.drop_nulls()
