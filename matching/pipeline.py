@@ -52,6 +52,7 @@ from matching.blocking import (
     record_keys,
     record_units,
     save_plan,
+    sort_key,
 )
 from matching.blocking_report import block_size_histogram
 from matching.cluster import ClusterResult, cluster_pairs
@@ -206,7 +207,8 @@ def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT
     """
     run_dir = Path(run_dir)
     chunks, keys = _normalise(records, config)
-    blocking_view = pl.concat([chunk.select("rid", "src", "sort_key", "year") for chunk in chunks])
+    placing = ("rid", "src", "year", "name_norm", "director_sig", "cast_sig", "source", "source_id")
+    blocking_view = pl.concat([chunk.select(placing) for chunk in chunks]).select("rid", "src", "year", sort_key())
     plan = config.plan(records, prepared=blocking_view, keys=keys)
     units = record_units(blocking_view, plan, keys=keys)
     del keys
@@ -219,7 +221,7 @@ def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT
 
     def write(partition: int, members: np.ndarray, member_units: pl.DataFrame) -> None:
         folder = inputs / f"part-{partition:04d}"
-        part = _rows(chunks, members).drop("sort_key").with_columns(rid=pl.int_range(len(members), dtype=pl.UInt32))
+        part = _rows(chunks, members).with_columns(rid=pl.int_range(len(members), dtype=pl.UInt32))
         _write_atomic(part.to_arrow(), folder / "prepared.parquet")
         _write_atomic(member_units.to_arrow(), folder / "units.parquet")
 
@@ -249,7 +251,7 @@ def _normalise(records: pl.DataFrame, config: MatchConfig) -> tuple[list[pl.Data
         )
         keys.append(record_keys(prepared, config.blocking_rules))
         features = prepare_features(chunk, prepared=prepared)
-        chunks.append(features.with_columns(prepared.select("rid", "src", "director_sig", "cast_sig", "sort_key")))
+        chunks.append(features.with_columns(prepared.select("rid", "src", "director_sig", "cast_sig")))
     if len(chunks) > 1:
         counts = pl.concat([chunk.select("name_norm") for chunk in chunks]).group_by("name_norm").len("title_count")
         counts = counts.with_columns(pl.col("title_count").cast(pl.Float32))

@@ -114,6 +114,14 @@ def test_craig_daniel_blocks_with_daniel_craig() -> None:
     assert pairs["rule"].to_list() == ["person_name_key"]
 
 
+def test_a_moved_space_still_blocks() -> None:
+    """'CarlB rikuelli' shares no name token with 'Carl Brikuelli'; the names without spaces are equal."""
+    recs = records([person("a", "1", "CarlB rikuelli", 1959), person("b", "9", "Carl Brikuelli", 1959)])
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan_partitions(recs)))
+    assert pairs.select(KEYS).rows() == [("a", "1", "b", "9")]
+    assert pairs["rule"].to_list() == ["person_compact"]
+
+
 def test_purged_rule_drops_oversized_blocks_instead_of_windowing() -> None:
     rows = [movie(s, f"{i}", "Night", 1950 + i % 60) for i in range(300) for s in ("a", "b")]
     rows += [movie("a", "x", "Quiet Heron", 2000), movie("b", "x", "Quiet Heron Returns", 2001)]
@@ -152,20 +160,30 @@ def test_common_title_partner_is_chosen_by_its_director() -> None:
     assert pairs.filter(pl.col("left_id") == pl.col("right_id")).height == 40
 
 
-def test_undated_record_meets_its_partner_anywhere_in_an_oversized_block() -> None:
-    """Two hundred 'Mother's over sixty years; the undated one from source b is the 1999 film of a."""
+def _mothers(undated: dict):
+    """Two hundred 'Mother's over sixty years; source b's 59 is undated, a's 59 is from 1999."""
     rows = [movie("a", f"{i}", "Mother", 1940 + i % 60, directors=[f"Director {i}"]) for i in range(200)]
     rows += [movie("b", f"{i}", "Mother", 1940 + i % 60, directors=[f"Director {i}"]) for i in range(200) if i != 59]
-    rows.append(movie("b", "59", "Mother", None, directors=["Director 59"]))  # a's 59 is from 1999
-    recs = records(rows)
+    rows.append(movie("b", "59", year=None, directors=["Director 59"], **undated))
+    return records(rows)
+
+
+def _finds_59(recs, plan) -> bool:
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan))
+    return pairs.filter((pl.col("left_id") == "59") & (pl.col("right_id") == "59")).height == 1
+
+
+def test_undated_record_sorts_beside_the_dated_one_with_its_title_and_director() -> None:
+    recs = _mothers({"name": "Mother"})
+    assert _finds_59(recs, plan_partitions(recs, [title_exact().keep(1)], n_partitions=2, max_block=40))
+
+
+def test_undated_record_known_by_an_alias_meets_its_partner_only_when_spread() -> None:
+    """Its own title ('Madeo') has no dated twin to place it by, so it sorts first, in the oldest window."""
+    recs = _mothers({"name": "Madeo", "aliases": ["Mother"]})
     plain = plan_partitions(recs, [title_exact().keep(1)], n_partitions=2, max_block=40)
     spread = plan_partitions(recs, [title_exact().keep(1).undated_everywhere()], n_partitions=2, max_block=40)
-
-    def found(plan) -> bool:
-        pairs = pl.from_arrow(all_candidate_pairs(recs, plan))
-        return pairs.filter((pl.col("left_id") == "59") & (pl.col("right_id") == "59")).height == 1
-
-    assert not found(plain) and found(spread)
+    assert not _finds_59(recs, plain) and _finds_59(recs, spread)
     assert pickle.loads(pickle.dumps(spread.rules[0])).spread_undated
 
 
