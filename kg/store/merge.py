@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from kg.store.db import Store, first
@@ -573,8 +574,11 @@ def merge_relations(
     symmetric = [n for n, r in ontology.relation_types.items() if r.symmetric]
     result = MergeResult(run.run_id)
 
+    # Each row's position: names the copies of a repeated claim that lose to a more confident one (below).
+    numbered = relations.append_column(_ROW, pa.array(np.arange(relations.num_rows, dtype=np.int64)))
+
     def write(con: duckdb.DuckDBPyConnection) -> None:
-        con.register("_kg_in_relations", relations)
+        con.register("_kg_in_relations", numbered)
         try:
             _check_relation_profile(con, ontology, run)
             merge_id = _next_merge_id(con)
@@ -613,8 +617,8 @@ def _check_relation_profile(con: duckdb.DuckDBPyConnection, ontology: Ontology, 
 
 
 # Every input row with its stored ids (through id_aliases), orientation and keys; rows whose claim is stored
-# already are left out. {repeats} is empty, or (when the input repeats a claim) keeps one row per claim: the most
-# confident, then by reason, model and prompt, so the survivor does not depend on row order.
+# already are left out. {repeats} is empty, or (when the input repeats a claim) leaves out the copies that lose
+# (_REPEAT_LOSERS), so one row per claim is inserted.
 _INSERT_CLAIMS = """
 INSERT INTO claims
 WITH resolved AS (
@@ -651,23 +655,48 @@ _CLAIM_KEY = """concat_ws(chr(31), run_id, doc_id, subject, subject_type, relati
             coalesce(subject_id, ''), coalesce(object_id, ''), coalesce(CAST(start AS VARCHAR), ''),
             coalesce(CAST("end" AS VARCHAR), ''), status, coalesce(evidence, ''))"""
 
-_DROP_REPEATS = (
-    "QUALIFY row_number() OVER (PARTITION BY k.claim_id "
-    "ORDER BY k.confidence DESC NULLS LAST, k.reason, k.model, k.prompt_version) = 1"
+# The input column numbering rows (added by merge_relations, never stored).
+_ROW = "_kg_row"
+
+# Rows that repeat a claim key of this input and lose to another copy: the most confident copy stays, then by
+# reason, model and prompt, so the survivor does not depend on row order. Only the rows of repeated keys are ranked
+# ({candidates}): a handful, not the whole input.
+_REPEAT_LOSERS = f"""
+CREATE OR REPLACE TEMP TABLE _kg_repeat_losers AS
+SELECT {_ROW} FROM (
+    SELECT {_ROW}, md5({_CLAIM_KEY}) AS claim_id, confidence, reason, model, prompt_version FROM _kg_in_relations
+    WHERE {{candidates}}
 )
+QUALIFY row_number() OVER (PARTITION BY claim_id ORDER BY confidence DESC NULLS LAST, reason, model, prompt_version) > 1
+"""
+
+# Candidates when every repeated key hash has two rows (the usual case): the two rows the check found, picked by
+# number without hashing the input again; otherwise every row whose key hash repeats.
+_PAIRS = f"{_ROW} IN (SELECT lo FROM _kg_repeats UNION ALL SELECT hi FROM _kg_repeats)"
+_HASHED = f"hash({_CLAIM_KEY}) IN (SELECT h FROM _kg_repeats)"
+
+_DROP_REPEATS = f"AND NOT EXISTS (SELECT 1 FROM _kg_repeat_losers x WHERE x.{_ROW} = k.{_ROW})"
 
 
 def _insert_claims(con: duckdb.DuckDBPyConnection, symmetric: list[str], merge_id: int) -> int:
     """Insert the new claims, one row per claim.
 
     Whether the input repeats a claim is checked first, on a 64-bit hash of
-    the claim key (a collision only costs the ranking pass, a repeat is
-    never missed): ranking every row to drop repeats costs about as much as
-    the insert itself, and deleting repeats after the insert would make
-    DuckDB rewrite the whole insert at COMMIT.
+    the claim key (a collision only costs a look at a few more rows, a repeat
+    is never missed). Only when it does are the repeated rows ranked, and the
+    insert leaves out the copies that lose: ranking every row of the input
+    costs about a third as much again as the insert itself, and deleting
+    repeats after the insert would make DuckDB rewrite the whole insert at
+    COMMIT.
     """
-    repeats = _count(con, f"SELECT count(*) - count(DISTINCT hash({_CLAIM_KEY})) FROM _kg_in_relations")
-    sql = _INSERT_CLAIMS.format(claim_key=_CLAIM_KEY, repeats=_DROP_REPEATS if repeats else "")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _kg_repeats AS SELECT hash({_CLAIM_KEY}) AS h, count(*) AS n, "
+        f"min({_ROW}) AS lo, max({_ROW}) AS hi FROM _kg_in_relations GROUP BY h HAVING count(*) > 1"
+    )
+    most = _count(con, "SELECT coalesce(max(n), 0) FROM _kg_repeats")
+    if most:
+        con.execute(_REPEAT_LOSERS.format(candidates=_PAIRS if most == 2 else _HASHED))
+    sql = _INSERT_CLAIMS.format(claim_key=_CLAIM_KEY, repeats=_DROP_REPEATS if most else "")
     return _count(con, sql, {"symmetric": symmetric, "merge_id": merge_id})
 
 

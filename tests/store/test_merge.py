@@ -237,6 +237,32 @@ def test_repeated_rows_in_one_input_are_one_claim(store_path: Path) -> None:
     check_invariants(store_path)
 
 
+@pytest.mark.parametrize("copies", [2, 3])
+def test_repeats_keep_the_most_confident_copy_in_any_row_order(store_path: Path, copies: int) -> None:
+    """Claims repeated in one input, mixed with single ones: one claim per key, the most confident copy (ties by
+    reason), whatever the row order. Two copies per key and more take different ways to find the losing copies;
+    both must store the same rows."""
+    singles = [rel("P-bale", "acted_in", "E-knives", f"doc-{i}", 0.5, run_id="x") for i in range(4)]
+    a = rel("P-craig", "acted_in", "E-mother17", "doc-a", 0.4, run_id="x")
+    b = rel("P-bale", "acted_in", "E-parasite", "doc-b", 0.7, run_id="x", reason="r2")
+    c = rel("P-bong", "acted_in", "E-mother", "doc-c", 0.6, run_id="x")
+    conf = (0.8, 0.3, 0.55)[:copies]
+    repeated = [{**a, "confidence": x} for x in conf] + [{**b, "reason": r} for r in ("r2", "r1", "r3")[:copies]]
+    repeated += [c] * copies  # identical copies
+    expected = {("doc-a", 0.8, None), ("doc-b", 0.7, "r1"), ("doc-c", 0.6, None)} | {(f"doc-{i}", 0.5, None)
+                                                                                        for i in range(4)}
+    for i, order in enumerate((singles + repeated, repeated[::-1] + singles[::-1])):
+        path = store_path.parent / f"g{copies}-{i}.duckdb"
+        with Store.open(path) as store:
+            merge_entities(store, records(), crosswalk(), matching_run())
+            result = merge_relations(store, table(RELATIONS, order), RunInfo("x", "extraction"))
+            assert merge_relations(store, table(RELATIONS, order), RunInfo("x", "extraction")).total == 0
+        assert result.changes["claims"] == 7 and result.changes["edges"] == 4  # the singles are one edge
+        got = rows(path, "SELECT doc_id, round(confidence::DOUBLE, 2), reason FROM claims")
+        assert set(got) == expected and len(got) == 7
+        check_invariants(path)
+
+
 def test_bulk_merge_rebuilds_indexes_after_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A merge that grows a table a lot drops its indexes first and builds them again over committed rows;
     a bulk merge that fails gets them back too."""
