@@ -53,7 +53,7 @@ def canonical_keys() -> list[pl.Expr]:
 def block_size_histogram(units: pl.DataFrame) -> pl.DataFrame:
     """Units by size in powers of two: (size_from, units, records). Windows count as units.
 
-    ``units``: ``record_units`` of the records under a plan, or a run folder's ``units.parquet``.
+    ``units``: ``record_units`` of the records under a plan (a run folder keeps this as ``block_sizes.parquet``).
     """
     sizes = units.group_by("unit").len("size")
     return (
