@@ -297,6 +297,11 @@ def _records_frame(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
 
 def prepare_for_groups(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -> pl.DataFrame:
     """Records normalised for blocking before there is a plan (then ``plan_partitions(prepared=...)``)."""
+    return blocking_columns(records, groups).with_columns(sort_key())
+
+
+def blocking_columns(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -> pl.DataFrame:
+    """``prepare_for_groups`` without the sort key, which needs all records at once: for a slice of them."""
     prep = prepare(_records_frame(records))
     group = pl.col("type").replace(groups) if groups else pl.col("type")
     return prep.with_columns(
@@ -304,7 +309,7 @@ def prepare_for_groups(records: pa.Table | pl.DataFrame, groups: dict[str, str])
         # who made it, as one number per record: the top-k tie-breaker inside blocks of common titles
         director_sig=pl.col("directors_norm").list.eval(pl.element().hash(_SEED)).list.min(),
         cast_sig=pl.col("cast_norm").list.eval(pl.element().hash(_SEED)).list.min(),
-    ).with_columns(sort_key=sort_key())
+    )
 
 
 def sort_key() -> pl.Expr:
@@ -599,7 +604,8 @@ class _CheapSide:
 
     @classmethod
     def of(cls, prep: pl.DataFrame) -> _CheapSide:
-        """The arrays of ``prep``; the last one is kept, since a worker runs many partitions on one prepared frame."""
+        """The arrays of ``prep``; the last one is kept for ``all_candidate_pairs``, which runs every partition on
+        one prepared frame (a run's partitions each bring their own frame, so there it is rebuilt each time)."""
         global _last_side
         if _last_side is not None and _last_side[0] is prep:
             return _last_side[1]

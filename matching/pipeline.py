@@ -42,13 +42,13 @@ from kg.errors import KGError
 from matching.blocking import (
     BlockingRule,
     PartitionPlan,
+    blocking_columns,
     candidate_pairs,
     default_rules,
     load_plan,
     pairing_units,
     partition_members,
     plan_partitions,
-    prepare_for_groups,
     record_keys,
     record_units,
     save_plan,
@@ -246,7 +246,7 @@ def _normalise(records: pl.DataFrame, config: MatchConfig) -> tuple[list[pl.Data
     chunks, keys = [], []
     for start in range(0, max(records.height, 1), PLAN_CHUNK):
         chunk = records[order.slice(start, PLAN_CHUNK)]
-        prepared = prepare_for_groups(chunk, config.groups).with_columns(
+        prepared = blocking_columns(chunk, config.groups).with_columns(
             rid=pl.col("rid") + start, src=pl.col("source").replace_strict(codes, return_dtype=pl.UInt16)
         )
         keys.append(record_keys(prepared, config.blocking_rules))
