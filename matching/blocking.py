@@ -35,7 +35,7 @@ import pyarrow as pa
 from rapidfuzz import fuzz, process
 
 from matching.normalize import PERSON_TYPES, content_tokens, person_key, prepare
-from schemas.tables import CANDIDATE_PAIRS, RECORDS, conform
+from schemas.tables import CANDIDATE_PAIRS, RECORDS, conform, conform_frame
 
 _SEED = 0x6B67  # fixed: unit ids must agree on every machine running the same polars version
 _PRIO = 2**56  # unit id = rule priority * 2^56 + (hash >> 8): ids sort by rule first
@@ -290,11 +290,6 @@ class PartitionPlan:
     purged: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"key": pl.UInt64}))  # dropped blocks
 
 
-def _records_frame(records: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    table = records if isinstance(records, pa.Table) else records.to_arrow()
-    return pl.from_arrow(conform(table, RECORDS))
-
-
 def prepare_for_groups(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -> pl.DataFrame:
     """Records normalised for blocking before there is a plan (then ``plan_partitions(prepared=...)``)."""
     return blocking_columns(records, groups).with_columns(sort_key())
@@ -302,7 +297,7 @@ def prepare_for_groups(records: pa.Table | pl.DataFrame, groups: dict[str, str])
 
 def blocking_columns(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -> pl.DataFrame:
     """``prepare_for_groups`` without the sort key, which needs all records at once: for a slice of them."""
-    prep = prepare(_records_frame(records))
+    prep = prepare(conform_frame(records, RECORDS))
     group = pl.col("type").replace(groups) if groups else pl.col("type")
     return prep.with_columns(
         group=group,

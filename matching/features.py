@@ -22,8 +22,17 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
 from kg.errors import KGError
-from matching.normalize import distinct_values, fold, looked_up, normalize_role, normalize_term, prepare
-from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform
+from matching.normalize import (
+    distinct_values,
+    fold,
+    fold_text,
+    in_key_order,
+    looked_up,
+    normalize_role,
+    normalize_term,
+    prepare,
+)
+from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform, conform_frame
 
 if TYPE_CHECKING:
     from matching.model import PairModel
@@ -225,18 +234,14 @@ def prepare_features(records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame
     (``matching.normalize.prepare`` of the same records, e.g. blocking's
     view) saves normalising them a second time; rows keep its order.
     """
-    table = records if isinstance(records, pa.Table) else records.to_arrow()
-    base = pl.from_arrow(conform(table, RECORDS))
-    # folding never shortens text below one character per input character, so fold a prefix, not the whole text
-    head = fold(pl.col("abstract").str.slice(0, 2 * _ABSTRACT_CHARS)).str.slice(0, _ABSTRACT_CHARS)
-    head = head.alias("abstract_head")
+    base = conform_frame(records, RECORDS)
     if prepared is None:
-        prep = prepare(base.with_columns(head))
+        prep = prepare(base.with_columns(_abstract_head(base["abstract"])))
     else:
-        ordered = base.sort("source", "source_id")
+        ordered = base if in_key_order(base) else base.sort("source", "source_id")
         if not ordered["source_id"].equals(prepared["source_id"]) or not ordered["source"].equals(prepared["source"]):
             raise ValueError("prepared is not matching.normalize.prepare of these records")
-        prep = prepared.with_columns(ordered.select(head).to_series())
+        prep = prepared.with_columns(_abstract_head(ordered["abstract"]))
     professions = distinct_values([prep["professions"]], normalize_term)
     roles = distinct_values([prep["professions"]], normalize_role)
     return prep.with_columns(
@@ -244,6 +249,11 @@ def prepare_features(records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame
         roles_norm=looked_up(prep["professions"], roles, distinct=True),
         name_folded=fold(pl.col("name")), title_count=pl.len().over("name_norm").cast(pl.Float32)
     ).select(_SIDE)
+
+
+def _abstract_head(abstract: pl.Series) -> pl.Series:
+    # folding never shortens text below one character per input character, so fold a prefix, not the whole text
+    return fold_text(abstract.str.slice(0, 2 * _ABSTRACT_CHARS)).str.slice(0, _ABSTRACT_CHARS).alias("abstract_head")
 
 
 def pair_features(

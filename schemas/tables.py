@@ -11,6 +11,9 @@ nullable field at the end is compatible and keeps the version.
 
 from __future__ import annotations
 
+from functools import cache
+
+import polars as pl
 import pyarrow as pa
 
 
@@ -244,6 +247,26 @@ def conform(table: pa.Table, schema: pa.Schema, *, extra: pa.DataType | None = N
         columns.append(_cast(table[col], field, name))
         fields.append(field)
     return pa.table(columns, schema=pa.schema(fields, metadata=schema.metadata))
+
+
+def conform_frame(table: pa.Table | pl.DataFrame, schema: pa.Schema) -> pl.DataFrame:
+    """``conform`` with a polars frame out; a frame already of the schema's exact columns and types passes as it is.
+
+    The round trip through Arrow copies every string column twice (polars
+    holds string views, the schemas plain strings): a second per million
+    records at each stage boundary, for a frame checked when it was read.
+    """
+    if isinstance(table, pl.DataFrame):
+        required = [f.name for f in schema if not f.nullable]
+        if list(table.schema.items()) == _polars_fields(schema) and not any(table[c].null_count() for c in required):
+            return table
+        table = table.to_arrow()
+    return pl.from_arrow(conform(table, schema))
+
+
+@cache
+def _polars_fields(schema: pa.Schema) -> list[tuple[str, pl.DataType]]:
+    return list(pl.from_arrow(schema.empty_table()).schema.items())
 
 
 def _cast(column: pa.ChunkedArray, field: pa.Field, table: str) -> pa.ChunkedArray:

@@ -1,7 +1,17 @@
 import polars as pl
 import pytest
 
-from matching.normalize import normalize_person, normalize_title, person_key, sequel_number
+from matching.normalize import (
+    fold,
+    fold_text,
+    in_key_order,
+    normalize_person,
+    normalize_title,
+    person_key,
+    prepare,
+    sequel_number,
+)
+from tests.matching.builders import movie, person, records
 
 
 def _titles(values: list[str | None]) -> pl.DataFrame:
@@ -41,3 +51,19 @@ def test_person_last_first_order() -> None:
     assert df["n"].to_list() == ["daniel craig", "daniel craig", "penelope cruz", None]
     keys = df.select(person_key(pl.col("n")))["n"].to_list()
     assert keys[0] == "craig daniel"
+
+
+def test_fold_text_decomposes_only_what_is_not_ascii() -> None:
+    text = pl.Series(["Amélie in PARIS", "Plain ASCII Text", None, "Ça va, Ñandú", ""])
+    expected = pl.select(fold(pl.lit(text))).to_series()
+    assert fold_text(text).to_list() == expected.to_list()
+    assert expected.to_list() == ["amelie in paris", "plain ascii text", None, "ca va, nandu", ""]
+
+
+def test_prepare_numbers_records_by_key_whatever_their_order() -> None:
+    rows = [movie("b", "2", "Heat", 1995), movie("a", "9", "Rocky IV"), person("a", "10", "Craig, Daniel", 1968)]
+    shuffled = pl.from_arrow(records(rows))
+    ordered = shuffled.sort("source", "source_id")
+    assert not in_key_order(shuffled) and in_key_order(ordered)
+    assert prepare(shuffled).equals(prepare(ordered))
+    assert prepare(ordered)["source_id"].to_list() == ["10", "9", "2"]
