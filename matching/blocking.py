@@ -222,6 +222,26 @@ def person_tokens(min_chars: int = 3) -> BlockingRule:
 
 
 @blocking_rule
+def person_stems(chars: int = 4) -> BlockingRule:
+    """Name tokens cut to their first ``chars`` characters, sorted: 'Gummaluri Sastri' = 'Gummuluri Sastry'.
+
+    Transliterations differ mostly in their vowels and endings ('Vijayshanti' /
+    'Vijayashanti'), which no whole-token key survives.
+    """
+    stems = pl.col("titles").list.eval(
+        pl.element().str.split(" ").list.eval(pl.element().str.slice(0, chars)).list.sort().list.join(" ")
+    )
+    return BlockingRule(f"person_stems({chars})", _explode(stems), PERSON_TYPES)
+
+
+@blocking_rule
+def year_runtime() -> BlockingRule:
+    """Same release year and running time to the minute: a translated title with nothing else in common."""
+    key = pl.when(pl.col("runtime_min") > 0).then(pl.format("{}|{}", "year", pl.col("runtime_min").round(0)))
+    return BlockingRule("year_runtime", _single(key))
+
+
+@blocking_rule
 def shared_people(column: str) -> BlockingRule:
     """Any shared normalised person in ``column`` (directors, cast, writers)."""
     return BlockingRule(f"shared_people({column})", _explode(f"{column}_norm"))
@@ -250,6 +270,13 @@ def default_rules() -> list[BlockingRule]:
     at 200k records for 0.0006 of pair completeness, none on moviegraph).
     ``person_compact`` finds people whose name shares no token and no order
     (a moved space): 892 of the 2,096 person pairs blocking missed at 1M.
+    ``person_stems`` (transliterated names: 'Gummaluri Sastri' / 'Gummuluri
+    Sastry') and ``year_runtime`` (translated titles with nothing else in
+    common, in blocks of at most 20, where a year and a running time are
+    rare enough to mean something) lift moviegraph's IMDb-TMDb pair
+    completeness from 0.9897 / 0.9919 / 0.9906 to 0.9949 / 0.9939 / 0.9958
+    (seeds 1 / 2 / 7) for 0.7% more candidates there, and 2.2% more at 1M
+    generated records (completeness 0.9889 -> 0.9894).
     """
     return [
         title_exact().only(NAMED_TYPES),
@@ -257,10 +284,12 @@ def default_rules() -> list[BlockingRule]:
         person_name_key(),
         person_compact(),
         person_last_initial(),
+        person_stems().keep(1),
         title_prefix(6).only(NAMED_TYPES).keep(1).window(30),
         shared_people("directors").only(WORK_TYPES).keep(1),
         title_tokens().only(WORK_TYPES).keep(1).purged(),
         person_tokens().keep(1),
+        year_runtime().only(WORK_TYPES).keep(1).window(20).purged(),
     ]
 
 

@@ -122,6 +122,25 @@ def test_a_moved_space_still_blocks() -> None:
     assert pairs["rule"].to_list() == ["person_compact"]
 
 
+def test_a_transliterated_name_still_blocks() -> None:
+    recs = records([person("a", "1", "Gummaluri Sastri"), person("b", "9", "Gummuluri Sastry"),
+                    person("a", "2", "Vijayshanti", 1966), person("b", "8", "Vijayashanti")])
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan_partitions(recs)))
+    assert sorted(pairs.select(KEYS).rows()) == [("a", "1", "b", "9"), ("a", "2", "b", "8")]
+    assert set(pairs["rule"]) == {"person_stems(4)"}
+
+
+def test_a_translated_title_meets_its_original_by_year_and_running_time_where_they_are_rare() -> None:
+    rows = [movie("a", "1", "Otklonenie", 1967, runtime_min=78.0), movie("b", "9", "Detour", 1967, runtime_min=78.0),
+            movie("b", "8", "Sunday", 1967, runtime_min=92.0)]
+    pairs = pl.from_arrow(all_candidate_pairs(records(rows), plan_partitions(records(rows))))
+    assert pairs.select(KEYS).rows() == [("a", "1", "b", "9")] and pairs["rule"].to_list() == ["year_runtime"]
+    # among thirty 78-minute films of 1967 the same evidence means nothing: the block is purged
+    crowd = rows + [movie(s, f"c{i}", f"Film {i}", 1967, runtime_min=78.0) for i in range(15) for s in ("a", "b")]
+    pairs = pl.from_arrow(all_candidate_pairs(records(crowd), plan_partitions(records(crowd))))
+    assert "year_runtime" not in set(pairs["rule"])
+
+
 def test_purged_rule_drops_oversized_blocks_instead_of_windowing() -> None:
     rows = [movie(s, f"{i}", "Night", 1950 + i % 60) for i in range(300) for s in ("a", "b")]
     rows += [movie("a", "x", "Quiet Heron", 2000), movie("b", "x", "Quiet Heron Returns", 2001)]
