@@ -14,11 +14,14 @@ from matching.blocking import (
     record_units,
     shared_people,
     title_exact,
+    title_prefix,
     title_tokens,
 )
 from tests.matching.builders import movie, person, records
 
 KEYS = ["left_source", "left_id", "right_source", "right_id"]
+_WORDS = [f"{a}{b} {c}" for a in ("Amber", "Cedar", "Harbor", "Lantern", "Meadow", "Quarry", "Tundra", "Zephyr")
+          for b in ("fall", "gate", "mill", "road", "song", "wood") for c in ("Dawn", "Dusk", "Noon", "Night", "Tide")]
 
 
 def _catalogue(n: int = 600, seed: int = 0):
@@ -53,15 +56,14 @@ def test_pairs_exactly_once_across_partitions(n_partitions: int) -> None:
     assert set(pairs["partition"].unique()) <= set(range(n_partitions))
 
 
-def test_partition_runs_alone_on_its_own_records() -> None:
-    """A partition given only the records of its units emits the same pairs as with all records."""
-    recs = _catalogue()
-    plan = plan_partitions(recs, n_partitions=4, max_block=40)
-    prep = prepare_for(plan, recs)
-    members = record_units(prep, plan).filter(pl.col("partition") == 2).select("rid").unique()
-    ids = prep.join(members, on="rid").select("source", "source_id")
-    subset = pl.from_arrow(recs).join(ids, on=["source", "source_id"])
-    assert _keys(candidate_pairs(subset, plan, 2)).equals(_keys(candidate_pairs(recs, plan, 2)))
+def test_a_typo_past_the_prefix_sorts_beside_its_original_in_a_big_block() -> None:
+    """Inside a windowed block, titles of one year sort alphabetically: a typo that keeps the start stays near."""
+    rows = [movie(s, f"{s}{i}", f"Secret {w}", 1995) for i, w in enumerate(_WORDS) for s in ("a", "b")]
+    rows += [movie("a", "x", "Secret Kingdom in Nenejo", 1995), movie("b", "x", "Secret Kingdom in eNnejo", 1995)]
+    recs = records(rows)
+    plan = plan_partitions(recs, [title_prefix(6)], n_partitions=2, max_block=20)  # one 'secret' block, windowed
+    pairs = _keys(all_candidate_pairs(recs, plan))
+    assert ("a", "x", "b", "x") in pairs.rows()
 
 
 def test_prolific_director_is_windowed_and_balanced() -> None:
