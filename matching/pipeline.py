@@ -288,7 +288,7 @@ def _stamp(path: Path) -> tuple[str, int]:
     try:
         return str(path), path.stat().st_mtime_ns
     except FileNotFoundError:
-        raise KGError(f"{path}: missing; plan the run first (kg match, or matching.pipeline.plan_run)") from None
+        raise _unplanned(path) from None
 
 
 @lru_cache(maxsize=2)
@@ -302,7 +302,11 @@ def _partition_inputs(run_dir: Path, partition: int) -> tuple[pl.DataFrame, pl.D
     try:
         return pl.read_parquet(folder / "prepared.parquet"), pl.read_parquet(folder / "units.parquet")
     except FileNotFoundError:
-        raise KGError(f"{folder}: missing; plan the run first (kg match, or matching.pipeline.plan_run)") from None
+        raise _unplanned(folder) from None
+
+
+def _unplanned(path: Path) -> KGError:
+    return KGError(f"{path}: missing; plan the run first (kg match, or matching.pipeline.plan_run)")
 
 
 def score_partition(
