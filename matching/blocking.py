@@ -599,12 +599,17 @@ def candidate_pairs(
         raise ValueError("candidate_pairs needs records or prepared")
     prep = prepared if prepared is not None else prepare_for(plan, records)
     units = units if units is not None else record_units(prep, plan)
+    return _partition_pairs(prep, units, _CheapSide.of(prep), plan, partition)
+
+
+def _partition_pairs(
+    prep: pl.DataFrame, units: pl.DataFrame, side: _CheapSide, plan: PartitionPlan, partition: int
+) -> pa.Table:
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
     mine = mine.join(prep.select("rid", "src"), on="rid")
     keep = pl.col("rid") < pl.col("rid_r")
     if not plan.within_source:
         keep &= pl.col("src") != pl.col("src_r")  # before the name joins: most in-block pairs are same-source
-    side = _CheapSide.of(prep)
     k_by_prio = {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)}
     # top-k is judged per unit, so units can be enumerated a slice at a time: memory stays bounded
     n_slices = int(plan.costs[partition] // _SLICE_PAIRS) + 1
@@ -635,17 +640,6 @@ class _CheapSide:
 
     @classmethod
     def of(cls, prep: pl.DataFrame) -> _CheapSide:
-        """The arrays of ``prep``; the last one is kept for ``all_candidate_pairs``, which runs every partition on
-        one prepared frame (a run's partitions each bring their own frame, so there it is rebuilt each time)."""
-        global _last_side
-        if _last_side is not None and _last_side[0] is prep:
-            return _last_side[1]
-        side = cls._build(prep)
-        _last_side = (prep, side)
-        return side
-
-    @classmethod
-    def _build(cls, prep: pl.DataFrame) -> _CheapSide:
         if not prep["rid"].equals(pl.Series("rid", np.arange(prep.height, dtype=np.uint32))):
             raise ValueError("prepared records must be numbered 0..n-1 in order (matching.normalize.prepare)")
         names = prep["name_norm"].fill_null("")
@@ -671,8 +665,6 @@ class _CheapSide:
         same = lambda sig: (sig[left] == sig[right]) & (sig[left] != 0)  # noqa: E731
         return ratio / 100 - 0.03 * gap + 0.2 * same(self.director) + 0.1 * same(self.cast)
 
-
-_last_side: tuple[pl.DataFrame, _CheapSide] | None = None
 
 
 def _top_k(pairs: pl.DataFrame, score: np.ndarray, k_by_prio: dict[int, int]) -> pl.DataFrame:
@@ -731,7 +723,8 @@ def all_candidate_pairs(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -
     """Every partition in turn in this process: for tests, analysis and small data."""
     prep = prepare_for(plan, records)
     units = record_units(prep, plan)
-    parts = [candidate_pairs(records, plan, p, prepared=prep, units=units) for p in range(plan.n_partitions)]
+    side = _CheapSide.of(prep)  # built once for all partitions
+    parts = [_partition_pairs(prep, units, side, plan, p) for p in range(plan.n_partitions)]
     return pa.concat_tables(parts)
 
 
