@@ -1,4 +1,4 @@
-"""Graph store queries on the loaded graph: neighbours, 2-hop, fuzzy find, shortest path, entity view.
+"""Graph store queries on the loaded graph: neighbours, 2-hop, fuzzy find, shortest path, entity view, evidence.
 
 Runs the analyst API (``kg.graph.Graph``, store opened read-only) on random
 entities of a store that ``bench/store_load.py --keep`` built (or builds one
@@ -45,7 +45,7 @@ from kg.graph import Graph  # noqa: E402
 from kg.store import query as q  # noqa: E402
 
 CO_WORK = ["acted_in", "directed", "wrote"]  # the people <-> works part of the graph, without genre/country hubs
-KINDS = ("neighbors", "entity", "2hop", "path", "find")
+KINDS = ("neighbors", "entity", "evidence", "2hop", "path", "find")
 
 
 def timed(fn: Callable[[object], object], args: Sequence[object]) -> tuple[np.ndarray, list[object]]:
@@ -221,6 +221,22 @@ def bench_entity(g: Graph, ids: list[str], few: list[str], graph: nx.MultiDiGrap
     row("entity view (names, records)", ms, "no-index DuckDB", peer_ms)
 
 
+def bench_evidence(g: Graph, ids: list[str], few: list[str], graph: nx.MultiDiGraph | None,
+                   args: argparse.Namespace, rng: np.random.Generator) -> None:
+    """``g.evidence(edge_id)`` ("why is this edge here") for one random edge at each sampled entity: the
+    ``claims_edge`` index look-up, against the same query as a scan of every claim."""
+    edge_ids = [r["edge_id"][int(rng.integers(0, r.height))] for r in (g.neighbors(e) for e in ids) if r.height]
+    if not edge_ids:
+        print("evidence: no sampled entity has an edge", flush=True)
+        return
+    ms, res = timed(lambda e: g.evidence(e), edge_ids)
+    n = np.array([r.height for r in res])
+    with index_scans_off(g) as plain:
+        peer_ms, _ = timed(lambda e: plain.evidence(e), edge_ids[: len(few)])
+    row("evidence (claims of an edge)", ms, "no-index DuckDB", peer_ms,
+        f"claims per edge p50 {np.percentile(n, 50):.0f}, max {n.max()}")
+
+
 def bench_two_hop(g: Graph, ids: list[str], few: list[str], graph: nx.MultiDiGraph | None,
                   args: argparse.Namespace, rng: np.random.Generator) -> None:
     for label, rels in (("2-hop, co-work relations", CO_WORK), ("2-hop, all relations", None)):
@@ -293,8 +309,8 @@ def bench_find(g: Graph, ids: list[str], few: list[str], graph: nx.MultiDiGraph 
         row(f"  find: {kind}", ms[sel], note=f"target in top 10: {hit[sel].mean():.1%}")
 
 
-QUERIES = {"neighbors": bench_neighbors, "entity": bench_entity, "2hop": bench_two_hop, "path": bench_path,
-           "find": bench_find}
+QUERIES = {"neighbors": bench_neighbors, "entity": bench_entity, "evidence": bench_evidence, "2hop": bench_two_hop,
+           "path": bench_path, "find": bench_find}
 
 
 if __name__ == "__main__":

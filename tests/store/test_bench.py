@@ -23,6 +23,6 @@ def test_store_benchmarks_at_tiny_scale(tmp_path: Path, capsys: pytest.CaptureFi
         phases[p]["rows"] for p in ("merge entities", "merge relations A", "merge relations B"))
     store_queries.main(["--db", str(db), "--samples", "20", "--peer-samples", "3", "--find-samples", "10"])
     out = capsys.readouterr().out
-    for query in ("neighbors (1 hop", "2-hop, co-work", "shortest path", "find (fuzzy", "networkx in memory",
-                  "no-index DuckDB", "rapidfuzz brute force"):
+    for query in ("neighbors (1 hop", "evidence (claims", "2-hop, co-work", "shortest path", "find (fuzzy",
+                  "networkx in memory", "no-index DuckDB", "rapidfuzz brute force"):
         assert query in out, query
