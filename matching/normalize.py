@@ -45,7 +45,7 @@ def fold_text(text: pl.Series) -> pl.Series:
     wide = text.str.contains(r"[^\x00-\x7F]").fill_null(False)
     if not wide.any():
         return lower
-    return lower.scatter(wide.arg_true(), pl.select(fold(pl.lit(text.filter(wide)))).to_series())
+    return lower.scatter(wide.arg_true(), _on_all_cores(text.filter(wide), fold))
 
 
 def _squash(expr: pl.Expr) -> pl.Expr:
@@ -148,7 +148,14 @@ def distinct_values(
     """
     flat = [v.explode() if isinstance(v.dtype, pl.List) else v for v in values]
     distinct = pl.concat([f.cast(pl.String) for f in flat]).drop_nulls().unique()
-    return distinct, pl.select(normalize(pl.lit(distinct))).to_series()
+    return distinct, _on_all_cores(distinct, normalize)
+
+
+def _on_all_cores(values: pl.Series, transform: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``transform`` of ``values``, in order: the streaming engine splits a column into morsels for every core,
+    where an eager string expression runs on one (titles at 1M records: 1.4 -> 0.8 s on two cores)."""
+    frame = pl.LazyFrame({"v": values}).select(transform(pl.col("v")).alias(values.name))
+    return frame.collect(engine="streaming").to_series()
 
 
 def looked_up(column: pl.Series, lookup: tuple[pl.Series, pl.Series], *, distinct: bool = False) -> pl.Series:
