@@ -67,10 +67,20 @@ class Graph:
 
     @classmethod
     def open(
-        cls, path: str | Path = DEFAULT_PATH, *, read_only: bool = True, ontology: Ontology | None = None
+        cls,
+        path: str | Path = DEFAULT_PATH,
+        *,
+        read_only: bool = True,
+        ontology: Ontology | None = None,
+        wait: float = 0.0,
     ) -> Graph:
-        """Open the store at ``path``; read-only unless you mean to merge."""
-        return cls(Store.open(path, read_only=read_only), ontology)
+        """Open the store at ``path``; read-only unless you mean to merge.
+
+        DuckDB keeps other processes out while one merges, so a notebook
+        opening the graph mid-merge gets a "locked" error, or, with ``wait``
+        seconds, waits for the merge to finish and then reads all of it.
+        """
+        return cls(Store.open(path, read_only=read_only, wait=wait), ontology)
 
     def close(self) -> None:
         self._con.close()

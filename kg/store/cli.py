@@ -29,12 +29,17 @@ DbOption = Annotated[
     Path, typer.Option("--db", envvar="KG_GRAPH", help="graph store file", show_default=True)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")]
+WaitOption = Annotated[
+    float,
+    typer.Option("--wait", envvar="KG_GRAPH_WAIT", min=0, help="seconds to wait while a merge in another process "
+                 "holds the store (then read all of it); 0: fail at once"),
+]
 
 
 @contextmanager
-def _graph(db: Path, read_only: bool = True) -> Iterator[Graph]:
+def _graph(db: Path, read_only: bool = True, wait: float = 0.0) -> Iterator[Graph]:
     try:
-        with Graph.open(db, read_only=read_only) as graph:
+        with Graph.open(db, read_only=read_only, wait=wait) as graph:
             yield graph
     except KGError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -85,9 +90,10 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option("--limit", min=1)] = 10,
         db: DbOption = DEFAULT_PATH,
         as_json: JsonOption = False,
+        wait: WaitOption = 0.0,
     ) -> None:
         """Find entities by name, e.g. kg query find "Mother" --type movie."""
-        with _graph(db) as g:
+        with _graph(db, wait=wait) as g:
             _print(_guard(lambda: g.find(text, type=type, year=year, limit=limit)), as_json)
 
     @query_app.command("neighbors")
@@ -99,9 +105,10 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
         db: DbOption = DEFAULT_PATH,
         as_json: JsonOption = False,
+        wait: WaitOption = 0.0,
     ) -> None:
         """List the edges at an entity, with the neighbour's type and name."""
-        with _graph(db) as g:
+        with _graph(db, wait=wait) as g:
             df = _guard(
                 lambda: g.neighbors(
                     entity_id, relation=relation or None, direction=direction,
@@ -113,9 +120,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(query_app, name="query")
 
     @app.command("stats")
-    def stats_cmd(db: DbOption = DEFAULT_PATH, as_json: JsonOption = False) -> None:
+    def stats_cmd(db: DbOption = DEFAULT_PATH, as_json: JsonOption = False, wait: WaitOption = 0.0) -> None:
         """Counts by table, entity type, relation, source and run."""
-        with _graph(db) as g:
+        with _graph(db, wait=wait) as g:
             s = _guard(g.stats)
             if as_json:
                 typer.echo(json.dumps(s.as_dict(), ensure_ascii=False, default=str))
@@ -131,9 +138,10 @@ def register(app: typer.Typer) -> None:
         ids: Annotated[list[str] | None, typer.Option("--id", help="start entity for graphml/json")] = None,
         hops: Annotated[int, typer.Option("--hops", min=0)] = 1,
         db: DbOption = DEFAULT_PATH,
+        wait: WaitOption = 0.0,
     ) -> None:
         """Export the store: Parquet tables, Neo4j import CSVs, or a subgraph as GraphML/JSON."""
-        with _graph(db) as g:
+        with _graph(db, wait=wait) as g:
             for path in _guard(lambda: g.export(fmt, out, ids=ids, hops=hops)):
                 typer.echo(str(path))
 

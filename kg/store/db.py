@@ -8,13 +8,15 @@ merge. Merges in one process take turns (a lock per file), which is what
 keeps natural keys unique in tables that have no key constraint. All DuckDB
 failures at open time become a ``StoreError`` that says what is wrong with
 the file (missing, corrupt, locked, too old, too new) instead of a raw
-driver message.
+driver message. Another process holding the file is the one failure worth
+waiting out (``wait``): a merge holds it only while it merges.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,8 +59,15 @@ class Store:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path = DEFAULT_PATH, *, read_only: bool = False, migrate: bool = False) -> Store:
+    def open(
+        cls, path: str | Path = DEFAULT_PATH, *, read_only: bool = False, migrate: bool = False, wait: float = 0.0
+    ) -> Store:
         """Open the store at ``path``; read-write creates an empty store where there is none.
+
+        ``wait``: seconds to keep trying while another process holds the file
+        (a merge elsewhere, or, for a writer, a reader): the open then sees
+        that merge whole. After that, or with 0, a held file is a
+        ``StoreError`` naming the process.
 
         A store of an older schema version is refused unless ``migrate`` is
         set (read-write only): then every missing migration runs in one
@@ -71,10 +80,7 @@ class Store:
             raise StoreError(f"{path}: no graph store there (open it read-write once to create it)")
         if path.exists() and path.is_dir():
             raise StoreError(f"{path}: is a directory, not a graph store file")
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise StoreError(_explain_open_error(path, exc)) from exc
+        con = _connect(path, read_only, wait)
         if not read_only:
             # Let DuckDB append in parallel without keeping row order: about half the work of an ordered
             # bulk insert, which writes row groups twice. Store queries say ORDER BY wherever order matters.
@@ -252,17 +258,36 @@ def damaged(exc: duckdb.Error) -> bool:
     return "Corrupt database file" in text or "checksum" in text or "Could not read enough bytes" in text
 
 
-def _explain_open_error(path: Path, exc: duckdb.Error) -> str:
+def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """DuckDB's handle on ``path``, retried (50 ms, doubling to 1 s) while another process holds the file."""
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _held(exc) or time.monotonic() + pause > deadline:
+                raise StoreError(_explain_open_error(path, exc, waited=wait)) from exc
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
+def _held(exc: duckdb.Error) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def _explain_open_error(path: Path, exc: duckdb.Error, *, waited: float = 0.0) -> str:
     """Turn DuckDB's open-time message into one that says what to do."""
     text = str(exc)
     if "not a valid DuckDB database file" in text:
         return f"{path}: not a valid DuckDB database file (corrupt or another format); restore it from a backup"
     if damaged(exc):
         return f"{path}: the store file is damaged ({text.splitlines()[0]}); restore it from a backup"
-    if "lock" in text.lower():
+    if _held(exc):
         pid = re.search(r"PID (\d+)", text)
         who = f" by process {pid.group(1)}" if pid else ""
-        return f"{path}: locked{who}; a merge or another writer holds it, try again when it is done"
+        after = f" after waiting {waited:g} s" if waited else ""
+        return f"{path}: locked{who}{after}; a merge or another process holds it: try again when it is done (wait=)"
     if "newer" in text or "version" in text.lower():
         return f"{path}: written by another DuckDB storage version: {text}"
     return f"{path}: cannot open graph store: {text}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -169,3 +171,17 @@ def check_invariants(path: Path) -> None:
         assert not df, ("token_df vs name_tokens", df)
     finally:
         con.close()
+
+
+def hold(path: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the store read-write (as a merge does) for ``seconds``, then letting go."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "c.execute('CREATE TABLE IF NOT EXISTS held (x INTEGER)'); "
+         "print('ready', flush=True); time.sleep(float(sys.argv[2])); c.close()",
+         str(path), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder

@@ -13,7 +13,7 @@ import pytest
 from kg.graph import Graph
 from kg.store import SCHEMA_VERSION, RunInfo, Store, StoreError, merge_entities, merge_relations
 from schemas.tables import CROSSWALK, RECORDS, RELATIONS
-from tests.store.helpers import crosswalk, fingerprint, matching_run, rec, records, rel, relations, table
+from tests.store.helpers import crosswalk, fingerprint, hold, matching_run, rec, records, rel, relations, table
 
 
 def _refused(path: Path, match: str, merge) -> None:
@@ -203,3 +203,24 @@ def test_locked_file(store_path: Path) -> None:
         holder.wait()
     with Graph.open(store_path) as g:
         assert g.sql("SELECT count(*) AS n FROM entities")["n"].to_list() == [9]
+
+
+def test_a_reader_can_wait_for_another_process_to_let_go(store_path: Path) -> None:
+    holder = hold(store_path, 1.0)
+    try:
+        with Graph.open(store_path, wait=60) as g:
+            assert holder.poll() is not None  # it opened only once the holder was gone, and sees what it committed
+            assert g.sql("SELECT count(*) AS n FROM held")["n"].to_list() == [0]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_waiting_has_a_limit_and_says_so(store_path: Path) -> None:
+    holder = hold(store_path, 60)
+    try:
+        with pytest.raises(StoreError, match=rf"locked by process {holder.pid} after waiting 0.3 s"):
+            Graph.open(store_path, wait=0.3)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from kg.graph import Graph
 from kg.store import TABLES, StoreError
 from kg.store.cli import register
+from tests.store.helpers import hold
 
 
 def test_parquet_export(graph: Graph, tmp_path: Path) -> None:
@@ -101,3 +102,20 @@ def test_cli_errors_are_one_line(cli: typer.Typer, store_path: Path, tmp_path: P
     assert result.exit_code == 2 and "error: no entity with id 'nope'" in result.output
     result = runner.invoke(cli, ["stats", "--db", str(tmp_path / "missing.duckdb")])
     assert result.exit_code == 2 and "no graph store there" in result.output
+
+
+def test_cli_waits_for_a_merge_in_another_process(cli: typer.Typer, store_path: Path) -> None:
+    holder = hold(store_path, 60)
+    try:
+        result = CliRunner().invoke(cli, ["stats", "--db", str(store_path), "--wait", "0.2"])
+        assert result.exit_code == 2 and "locked" in result.output and "after waiting 0.2 s" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    holder = hold(store_path, 1.0)
+    try:
+        result = CliRunner(env={"KG_GRAPH_WAIT": "60"}).invoke(cli, ["stats", "--db", str(store_path)])
+        assert result.exit_code == 0, result.output
+    finally:
+        holder.kill()
+        holder.wait()
