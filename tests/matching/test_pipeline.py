@@ -145,6 +145,32 @@ def test_bad_records_are_screened_and_counted(model, tmp_path) -> None:
 
 
 
+def test_records_files_are_checked_as_read(tmp_path) -> None:
+    """A records file of another schema version, missing a column, with a null key or castable types."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from matching.pipeline import read_records
+    from schemas.tables import RECORDS, SchemaMismatch
+    from tests.matching.builders import movie, records
+
+    table = records([movie("a", "1", "Heat", 1995), movie("a", "2", "Ronin", 1998)])
+    pq.write_table(table.replace_schema_metadata({**RECORDS.metadata, b"kg.version": b"9"}), tmp_path / "v9.parquet")
+    with pytest.raises(SchemaMismatch, match="records: table is version 9"):
+        read_records([tmp_path / "v9.parquet"])
+    pq.write_table(table.drop_columns(["name"]), tmp_path / "noname.parquet")
+    with pytest.raises(SchemaMismatch, match="missing column 'name'"):
+        read_records([tmp_path / "noname.parquet"])
+    nulls = table.set_column(1, "source_id", pa.array([None, "2"], pa.string()))
+    pq.write_table(nulls, tmp_path / "nullkey.parquet")
+    with pytest.raises(SchemaMismatch, match="'source_id' has 1 nulls"):
+        read_records([tmp_path / "nullkey.parquet"])
+    wide = table.set_column(table.schema.get_field_index("year"), "year", table["year"].cast(pa.int64()))
+    pq.write_table(wide.select(list(reversed(wide.column_names))), tmp_path / "wide.parquet")
+    read = read_records([tmp_path / "wide.parquet"])
+    assert read.columns == RECORDS.names and read["year"].dtype == pl.Int32 and read["year"].to_list() == [1995, 1998]
+
+
 def test_config_rules_replace_the_default_blocking(sample_run, tmp_path) -> None:
     from matching.blocking import load_plan, title_exact
     from matching.pipeline import plan_run, read_records
