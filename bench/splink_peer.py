@@ -30,7 +30,9 @@ for about half a point of F1.
 
 Three sources are linked with ``link_type="link_only"`` and three registered
 tables (each source is already deduplicated, so only cross-source pairs are
-scored). Each call builds its own in-memory DuckDB connection, spilling to a
+scored). Given the sources known to be duplicate-free, clustering is Splink's
+single-best-links (at most one record of each such source per cluster), the
+peer of our clustering's ``clean_sources``. Each call builds its own in-memory DuckDB connection, spilling to a
 temporary folder, so calls share no state.
 
     .venv/bin/python bench/splink_peer.py --entities 20000
@@ -42,6 +44,7 @@ import argparse
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,14 +232,19 @@ class _Clock:
         self.cpu_seconds["total"] = time.process_time() - self._start[1]
 
 
-def splink_match(records: pl.DataFrame, *, threshold: float = 0.5, threads: int = 2) -> SplinkResult:
+def splink_match(
+    records: pl.DataFrame, *, threshold: float = 0.5, threads: int = 2, duplicate_free: Sequence[str] = ()
+) -> SplinkResult:
     """Link the sources in ``records`` (RECORDS schema) with Splink 5 on DuckDB; pairs above ``threshold``.
 
     Stages, timed separately: prepare (cleaning in polars, registering the
     Arrow tables with DuckDB, building the linker), train (prior, u, m),
     predict (blocking + scoring, and the pairs read back into polars) and
-    cluster (connected components at ``threshold``). DuckDB gets ``threads``
-    threads and a private spill folder, removed on return.
+    cluster (connected components at ``threshold``; with ``duplicate_free``
+    sources, Splink's single-best-links clustering, which keeps at most one
+    record of each such source per cluster, as our clustering's
+    ``clean_sources`` does). DuckDB gets ``threads`` threads and a private
+    spill folder, removed on return.
     """
     from splink import DuckDBAPI, Linker
 
@@ -270,9 +278,14 @@ def splink_match(records: pl.DataFrame, *, threshold: float = 0.5, threads: int 
             )
             clock.lap("predict")
 
-            clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
-                predictions, threshold_match_probability=threshold
-            )
+            if duplicate_free:
+                clustered = linker.clustering.cluster_using_single_best_links(
+                    predictions, duplicate_free_datasets=list(duplicate_free), threshold_match_probability=threshold
+                )
+            else:
+                clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
+                    predictions, threshold_match_probability=threshold
+                )
             clusters = pl.from_arrow(
                 clustered.as_duckdbpyrelation()
                 .select("source_dataset AS source, unique_id AS source_id, cluster_id")
@@ -351,6 +364,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.5, help="match probability for pairs and clusters")
     ap.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     ap.add_argument("--workdir", type=Path, default=None, help="where to write the sample (default: temp, removed)")
+    ap.add_argument("--duplicate-free", nargs="*", default=[], metavar="SOURCE",
+                    help="sources with one record per entity: single-best-links clustering (the sample's all are)")
     args = ap.parse_args()
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -378,7 +393,9 @@ def main() -> None:
             )
         )
         _reset_peak_rss()
-        result = splink_match(records, threshold=args.threshold, threads=args.threads)
+        result = splink_match(
+            records, threshold=args.threshold, threads=args.threads, duplicate_free=args.duplicate_free
+        )
 
     s, c = result.seconds, result.cpu_seconds
     print(

@@ -43,6 +43,21 @@ def test_splink_links_the_sample_sources(tmp_path: Path) -> None:
     assert metrics["f1"] > 0.5, metrics
 
 
+@pytest.mark.slow
+def test_splink_with_duplicate_free_sources_keeps_one_record_per_source_in_a_cluster(tmp_path: Path) -> None:
+    sample = generate_sample(tmp_path / "raw", n_entities=2000, seed=3)
+    reports = [ingest_source(sample.mappings[s], [sample.raw[s]], tmp_path) for s in sample.raw]
+    records = pl.concat([pl.read_parquet(r.records_path) for r in reports])
+
+    result = splink_peer.splink_match(records, threads=1, duplicate_free=sorted(sample.raw))
+
+    per_source = result.clusters.group_by("cluster_id", "source").len()
+    assert per_source["len"].max() == 1
+    assert result.clusters.height == records.height
+    linked = splink_peer.cluster_pairs(result.clusters)
+    assert splink_peer.evaluate(linked, truth_pairs(sample.truth))["f1"] > 0.5
+
+
 def test_evaluate_counts_each_cross_source_pair_once_in_either_orientation() -> None:
     cols = ["left_source", "left_id", "right_source", "right_id"]
     truth = pl.DataFrame([("a", "1", "b", "9"), ("a", "2", "c", "8")], schema=cols, orient="row")
