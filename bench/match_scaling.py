@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--records-per-partition", type=int, default=125_000,
                         help="partitions = records / this, at least 8 (a partition's inputs stay about one size)")
     parser.add_argument("--data", type=Path, help="keep each size's catalogue under DATA/<entities> and reuse it")
+    parser.add_argument("--clean-sources", nargs="*", default=[], metavar="SOURCE",
+                        help="one-to-one clustering between these sources (match_vs_splink.py --clean-sources)")
     args = parser.parse_args()
     rows = []
     for n in args.entities:
@@ -39,6 +41,8 @@ def main() -> None:
                    str(args.workers), "--partitions", str(partitions), "--json", out.name]
             if args.data:
                 cmd += ["--data", str(args.data / str(n))]
+            if args.clean_sources:
+                cmd += ["--clean-sources", *args.clean_sources]
             if not args.splink:
                 cmd.append("--skip-splink")
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -50,6 +54,8 @@ def main() -> None:
                "ours_wall": round(ours["wall"]["total"], 1), "ours_cpu": round(ours["cpu"]["total"], 1),
                "pairs": ours["pairs"], "ours_f1": ours["quality"]["f1"],
                "peak_mib_largest_process": round(peak)}
+        if "quality_components" in ours:
+            row["ours_f1_components"] = ours["quality_components"]["f1"]
         if "splink" in figures:
             row |= {"splink_wall": round(figures["splink"]["wall"]["total"], 1),
                     "splink_f1": figures["splink"]["quality"]["f1"]}
