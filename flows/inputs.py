@@ -30,6 +30,7 @@ import polars as pl
 
 from kg.errors import KGError
 from kg.ingest import ingest_source
+from kg.sample import SOURCES as SAMPLE_SOURCES
 from kg.sample import generate_sample
 from matching.labels import read_truth
 from matching.pipeline import MatchConfig
@@ -101,8 +102,12 @@ def load_sources(path: str | Path) -> SourcesFile:
 
 
 def match_config(sources: SourcesFile | None, n_partitions: int = 0) -> MatchConfig:
-    """The file's [matching] settings; ``n_partitions`` > 0 (a flow parameter) wins over the file."""
-    settings = dict(sources.matching) if sources else {}
+    """The file's [matching] settings; ``n_partitions`` > 0 (a flow parameter) wins over the file.
+
+    Without a file the run is on the sample, whose sources hold one record
+    per entity each: they are clean, and clustering is one-to-one between them.
+    """
+    settings = dict(sources.matching) if sources else {"clean_sources": SAMPLE_SOURCES}
     if "clean_sources" in settings:
         settings["clean_sources"] = tuple(settings["clean_sources"])
     if n_partitions > 0:
