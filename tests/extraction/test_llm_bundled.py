@@ -91,6 +91,15 @@ def test_server_stops_when_the_block_raises(tmp_path: Path):
 
 
 def test_server_stops_on_ctrl_c(tmp_path: Path):
+    # a shell starts background jobs with SIGINT ignored (`make test &`); a terminal's Ctrl-C reaches Python's handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_inside_client(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_inside_client(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt), open_client(Endpoint(**SMALL), cache_dir=tmp_path) as llm:
         pid = llm.server.pid
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; Python raises KeyboardInterrupt here
