@@ -53,7 +53,9 @@ def test_flow_shards_equal_the_local_process_pool(production_match, tmp_path) ->
         shard = f"scores/part-{i:04d}.parquet"
         assert pl.read_parquet(tmp_path / shard).equals(pl.read_parquet(folder / shard)), shard
     run_id = production_match.data.match_run_id
-    local = pl.from_arrow(cluster_run(read_records(records), tmp_path, run_id=run_id).crosswalk)
+    config = production_match["start"].task.data.config  # the sample's: one-to-one between its clean sources
+    assert config.clean_sources
+    local = pl.from_arrow(cluster_run(read_records(records), tmp_path, run_id=run_id, config=config).crosswalk)
     assert local.equals(pl.read_parquet(folder / "crosswalk.parquet"))
 
 
