@@ -279,7 +279,9 @@ def default_rules() -> list[BlockingRule]:
     0.9919 / 0.9938 (seeds 1 / 2 / 7). Left out: ``person_stems``
     (transliterated names): +0.002 there, but among a million generated
     records its look-alike names doubled the false accepts (563 -> 1,301)
-    and, at ten million, cost 0.018 of precision.
+    and, at ten million, cost 0.018 of precision; with a model trained on
+    100k entities and one-to-one clustering it gains 0.0002 of F1 there for
+    12% more wall time.
     """
     return [
         title_exact().only(NAMED_TYPES),
