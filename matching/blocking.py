@@ -640,6 +640,7 @@ class _CheapSide:
     names: np.ndarray  # object array of normalised names
     name_id: np.ndarray  # u64 hash of the name: identical titles need no string comparison
     year: np.ndarray  # float, NaN when unknown
+    runtime: np.ndarray  # float minutes, NaN when unknown
     director: np.ndarray  # u64 signature, 0 when none
     cast: np.ndarray
 
@@ -652,12 +653,18 @@ class _CheapSide:
             np.array(names.to_list(), dtype=object),
             names.hash(_SEED).to_numpy(),  # a 64-bit collision is ~1e-8 at a million names; a rank costs 20x
             prep["year"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+            prep["runtime_min"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
             prep["director_sig"].fill_null(0).to_numpy(),
             prep["cast_sig"].fill_null(0).to_numpy(),
         )
 
     def score(self, pairs: pl.DataFrame) -> np.ndarray:
-        """Title ratio, minus 0.03 per year apart (up to 10), plus 0.2 for the same director, 0.1 same cast."""
+        """Title ratio, minus 0.03 per year apart (up to 10) and 0.01 per minute of running time apart (up to
+        10), plus 0.2 for the same director, 0.1 same cast; a missing year or runtime costs nothing.
+
+        The runtime breaks ties that title and year leave: in a block of 1,600
+        "Sisters", a record's partner and two others of the same year all score 1.
+        """
         left, right = pairs["rid"].to_numpy(), pairs["rid_r"].to_numpy()
         ratio = np.full(len(left), 100.0, dtype=np.float32)
         differ = np.flatnonzero(self.name_id[left] != self.name_id[right])
@@ -667,8 +674,9 @@ class _CheapSide:
             dtype=np.float32,
         )
         gap = np.nan_to_num(np.abs(self.year[left] - self.year[right]), nan=0.0).clip(0, 10)
+        minutes = np.nan_to_num(np.abs(self.runtime[left] - self.runtime[right]), nan=0.0).clip(0, 10)
         same = lambda sig: (sig[left] == sig[right]) & (sig[left] != 0)  # noqa: E731
-        return ratio / 100 - 0.03 * gap + 0.2 * same(self.director) + 0.1 * same(self.cast)
+        return ratio / 100 - 0.03 * gap - 0.01 * minutes + 0.2 * same(self.director) + 0.1 * same(self.cast)
 
 
 
