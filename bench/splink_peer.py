@@ -32,8 +32,9 @@ Three sources are linked with ``link_type="link_only"`` and three registered
 tables (each source is already deduplicated, so only cross-source pairs are
 scored). Given the sources known to be duplicate-free, clustering is Splink's
 single-best-links (at most one record of each such source per cluster), the
-peer of our clustering's ``clean_sources``. Each call builds its own in-memory DuckDB connection, spilling to a
-temporary folder, so calls share no state.
+peer of our clustering's ``clean_sources``. Each call builds its own
+in-memory DuckDB connection, spilling to a temporary folder, so calls share
+no state.
 
     .venv/bin/python bench/splink_peer.py --entities 20000
 """

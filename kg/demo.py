@@ -16,7 +16,7 @@ import polars as pl
 from rich.console import Console
 
 from kg.ingest import ingest_source
-from kg.sample import generate_sample
+from kg.sample import SOURCES, generate_sample
 
 
 def truth_pairs(truth_path: Path) -> pl.DataFrame:
@@ -71,7 +71,7 @@ def run_demo(
     training = generate_sample(out / "training" / "raw", n_entities=max(entities // 2, 200), seed=seed + 1000)
     train_records = pl.concat([pl.read_parquet(r.records_path) for r in _ingest(training, out / "training")])
     # each sample source holds one record per entity, as a licensed catalogue keyed by its own ids does
-    config = MatchConfig(n_partitions=partitions, clean_sources=tuple(sample.raw))
+    config = MatchConfig(n_partitions=partitions, clean_sources=SOURCES)
     model = train_on_truth(train_records, truth_pairs(training.truth), config)
     run_dir = out / "match"
     model.save(run_dir / "model.json")
