@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _prepare(data: Path, entities: int, seed: int) -> None:
+def _prepare(data: Path, entities: int, seed: int, train_entities: int) -> None:
     """The catalogue under ``data`` and a model trained on another seed: the same steps as match_vs_splink.py."""
     sys.path.insert(0, str(Path(__file__).parent))
     from match_vs_splink import _catalogue
@@ -37,7 +37,7 @@ def _prepare(data: Path, entities: int, seed: int) -> None:
     from matching.train import train_on_truth
 
     _catalogue(data, entities, seed)
-    train_paths, train_truth = _catalogue(data / "train", 20_000, seed + 1)
+    train_paths, train_truth = _catalogue(data / "train", train_entities, seed + 1)
     train_on_truth(read_records(train_paths), train_truth).save(data / "model.json")
 
 
@@ -92,6 +92,8 @@ def _variant(data: Path, variant: str, partitions: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entities", type=int, default=50_000, help="true entities (records ≈ 2x)")
+    parser.add_argument("--train-entities", type=int, default=100_000,
+                        help="entities of the training catalogue, as in match_vs_splink.py")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--variants", nargs="+", default=["inproc1", "inproc2", "flow1", "flow2"])
@@ -106,7 +108,7 @@ def main() -> None:
         if not (data / "model.json").exists():
             sys.path.insert(0, str(ROOT))
             t = time.perf_counter()
-            _prepare(data, args.entities, args.seed)
+            _prepare(data, args.entities, args.seed, args.train_entities)
             print(f"generated, ingested, model trained in {time.perf_counter() - t:.1f} s", flush=True)
         for variant in args.variants:
             subprocess.run([sys.executable, __file__, "--data", str(data), "--partitions", str(args.partitions),

@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="the N of 1 → N")
     parser.add_argument("--cores", type=int, default=1, help="cores per worker")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--train-entities", type=int, default=100_000,
+                        help="entities of the training catalogue, as in match_vs_splink.py")
     parser.add_argument("--data", type=Path, help="keep the generated catalogues here and reuse them")
     args = parser.parse_args()
     if args.workers * args.cores > len(os.sched_getaffinity(0)):
@@ -79,7 +81,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
         kept = args.data or Path(tmp)
-        train_paths, train_truth = _catalogue(kept / "train", 20_000, args.seed + 1000)
+        train_paths, train_truth = _catalogue(kept / "train", args.train_entities, args.seed + 1000)
         paths, _ = _catalogue(kept / "data", args.entities, args.seed)
         run_dir = Path(tmp) / "run"
         run_dir.mkdir()
