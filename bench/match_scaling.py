@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--records-per-partition", type=int, default=125_000,
                         help="partitions = records / this, at least 8 (a partition's inputs stay about one size)")
     parser.add_argument("--data", type=Path, help="keep each size's catalogue under DATA/<entities> and reuse it")
+    parser.add_argument("--keep-runs", type=Path, help="keep each size's run under KEEP_RUNS/<entities> "
+                        "(match_vs_splink.py --run-dir)")
     parser.add_argument("--clean-sources", nargs="*", default=[], metavar="SOURCE",
                         help="one-to-one clustering between these sources (match_vs_splink.py --clean-sources)")
     args = parser.parse_args()
@@ -41,6 +43,8 @@ def main() -> None:
                    str(args.workers), "--partitions", str(partitions), "--json", out.name]
             if args.data:
                 cmd += ["--data", str(args.data / str(n))]
+            if args.keep_runs:
+                cmd += ["--run-dir", str(args.keep_runs / str(n))]
             if args.clean_sources:
                 cmd += ["--clean-sources", *args.clean_sources]
             if not args.splink:

@@ -131,6 +131,9 @@ def main() -> None:
                              "(default none: connected components)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--data", type=Path, help="keep the generated catalogues here and reuse them on the next run")
+    parser.add_argument("--run-dir", type=Path,
+                        help="write our run (plan, partition inputs, scores, crosswalk) here and keep it, to look "
+                             "at its misses afterwards (default: a temporary folder)")
     args = parser.parse_args()
 
     from matching.pipeline import read_records
@@ -150,7 +153,7 @@ def main() -> None:
               f"{training['wall']:.1f} s wall / {training['cpu']:.1f} s CPU (one-off, not in the totals)", flush=True)
 
         print(f"clean sources (one-to-one clustering, both sides): {', '.join(args.clean_sources) or 'none'}")
-        ours = run_ours(paths, model, tmp / "run", args.partitions, args.workers, args.clean_sources)
+        ours = run_ours(paths, model, args.run_dir or tmp / "run", args.partitions, args.workers, args.clean_sources)
         ours["quality"] = evaluate(ours.pop("entity_pairs"), truth)
         if "components_entity_pairs" in ours:
             ours["quality_components"] = evaluate(ours.pop("components_entity_pairs"), truth)
