@@ -214,6 +214,45 @@ def person_compact() -> BlockingRule:
 
 
 @blocking_rule
+def person_skeleton(min_chars: int = 4) -> BlockingRule:
+    """The name's consonants in order, vowels and spaces dropped: 'Aiko Nkaman' = 'Aiko Nekaman', 'Sofia nAhaov'
+    = 'Sofia Anhaov', 'PabloaPeyao' = 'Pablo Peyao'.
+
+    One key per record for the typos that touch a vowel or the space (about
+    half of those in a surname), where the pair would otherwise share only a
+    first name: a block of thousands that windows and top-k cut down to the
+    closest years. ``person_one_typo`` finds every single-character typo for
+    13x the keys.
+    """
+    key = pl.col("name_norm").str.replace_all("[aeiouy ]", "")
+    return BlockingRule("person_skeleton", _single(pl.when(key.str.len_chars() >= min_chars).then(key)), PERSON_TYPES)
+
+
+@blocking_rule
+def person_one_typo(min_chars: int = 6) -> BlockingRule:
+    """The name with its spaces removed, and every form of it with one character deleted: names one typo apart
+    share a key ('Eva Guisberg' / 'Eva Guisbeog', 'Aiko Nkaman' / 'Aiko Nekaman').
+
+    A character added, dropped, replaced or swapped with its neighbour leaves
+    two strings one deletion each from a common one (SymSpell's symmetric
+    deletes), so a typo in the surname needs no shared token. Names shorter
+    than ``min_chars`` (spaces removed) make no keys: their deletions are too
+    common to block on. Not a default: a name of 12 letters makes 13 keys, and
+    each record travels to the partitions of all its blocks (see
+    ``default_rules`` for what it costs and gains).
+    """
+
+    def keys(lf: pl.LazyFrame) -> pl.LazyFrame:
+        compact = pl.col("name_norm").str.replace_all(" ", "", literal=True).alias("c")
+        names = lf.select("rid", compact).filter(pl.col("c").str.len_chars() >= min_chars)
+        cut = names.with_columns(i=pl.int_ranges(-1, pl.col("c").str.len_chars(), dtype=pl.Int64)).explode("i")
+        c, i = pl.col("c"), pl.col("i")
+        return cut.select("rid", key=pl.when(i < 0).then(c).otherwise(c.str.slice(0, i) + c.str.slice(i + 1)))
+
+    return BlockingRule("person_one_typo", keys, PERSON_TYPES)
+
+
+@blocking_rule
 def person_tokens(min_chars: int = 3) -> BlockingRule:
     """Any shared name token: survives transliteration and lost characters ('Kato' / 'Katou')."""
     tokens = pl.col("titles").list.join(" ").str.split(" ")
@@ -272,6 +311,10 @@ def default_rules() -> list[BlockingRule]:
     at 200k records for 0.0006 of pair completeness, none on moviegraph).
     ``person_compact`` finds people whose name shares no token and no order
     (a moved space): 892 of the 2,096 person pairs blocking missed at 1M.
+    ``person_skeleton`` (a vowel typo in a surname) finds 629 of the 1,191
+    person pairs still missed at 1M for no measurable time: F1 0.9966 ->
+    0.9971; ``person_one_typo`` would find 1,067 but doubles the partitions'
+    unit lists (docs/matching.md).
     ``year_runtime`` (translated titles with nothing else in common, in
     blocks of at most 20, where a year and a running time are rare enough to
     mean something) and the alphabetical window order lift moviegraph's
@@ -289,6 +332,7 @@ def default_rules() -> list[BlockingRule]:
         person_name_key(),
         person_compact(),
         person_last_initial(),
+        person_skeleton(),
         title_prefix(6).only(NAMED_TYPES).keep(1).window(30),
         shared_people("directors").only(WORK_TYPES).keep(1),
         title_tokens().only(WORK_TYPES).keep(1).purged(),
