@@ -222,7 +222,9 @@ def person_skeleton(min_chars: int = 4) -> BlockingRule:
     half of those in a surname), where the pair would otherwise share only a
     first name: a block of thousands that windows and top-k cut down to the
     closest years. ``person_one_typo`` finds every single-character typo for
-    13x the keys.
+    13x the keys. Not a default: it also keys look-alike people together
+    ('Luca Laosier' / 'Lucia Laosier'); add it where sources are clean
+    (one-to-one clustering keeps the look-alikes apart) or small.
     """
     key = pl.col("name_norm").str.replace_all("[aeiouy ]", "")
     return BlockingRule("person_skeleton", _single(pl.when(key.str.len_chars() >= min_chars).then(key)), PERSON_TYPES)
@@ -311,10 +313,12 @@ def default_rules() -> list[BlockingRule]:
     at 200k records for 0.0006 of pair completeness, none on moviegraph).
     ``person_compact`` finds people whose name shares no token and no order
     (a moved space): 892 of the 2,096 person pairs blocking missed at 1M.
-    ``person_skeleton`` (a vowel typo in a surname) finds 629 of the 1,191
-    person pairs still missed at 1M for no measurable time: F1 0.9966 ->
-    0.9971; ``person_one_typo`` would find 1,067 but doubles the partitions'
-    unit lists (docs/matching.md).
+    Left out: ``person_skeleton`` (a vowel typo in a name) finds 629 of the
+    1,191 person pairs still missed at 1M for no measurable time (F1 0.9966
+    -> 0.9971), but at 10M its look-alike names cost 0.0056 of F1 with
+    connected components (+0.0006 with one-to-one clustering between clean
+    sources); ``person_one_typo`` would find 1,067 but doubles the
+    partitions' unit lists (docs/matching.md).
     ``year_runtime`` (translated titles with nothing else in common, in
     blocks of at most 20, where a year and a running time are rare enough to
     mean something) and the alphabetical window order lift moviegraph's
@@ -332,7 +336,6 @@ def default_rules() -> list[BlockingRule]:
         person_name_key(),
         person_compact(),
         person_last_initial(),
-        person_skeleton(),
         title_prefix(6).only(NAMED_TYPES).keep(1).window(30),
         shared_people("directors").only(WORK_TYPES).keep(1),
         title_tokens().only(WORK_TYPES).keep(1).purged(),
