@@ -317,8 +317,8 @@ def default_rules() -> list[BlockingRule]:
     1,191 person pairs still missed at 1M for no measurable time (F1 0.9966
     -> 0.9971), but at 10M its look-alike names cost 0.0056 of F1 with
     connected components (+0.0006 with one-to-one clustering between clean
-    sources); ``person_one_typo`` would find 1,067 but doubles the
-    partitions' unit lists (docs/matching.md).
+    sources); ``person_one_typo`` would find 1,067 but makes the partitions'
+    unit lists 1.8x as long (docs/matching.md).
     ``year_runtime`` (translated titles with nothing else in common, in
     blocks of at most 20, where a year and a running time are rare enough to
     mean something) and the alphabetical window order lift moviegraph's
