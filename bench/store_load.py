@@ -10,7 +10,9 @@ loads it in a fresh child process through ``merge_entities`` and
 1. the entities (records + crosswalk of one matching run);
 2. extraction run A (90 % of the relations) into the store: a bulk merge;
 3. extraction run B (the other 10 %): an incremental merge into a full store;
-4. run B again: idempotent, must add 0 rows.
+4. run B again: idempotent, must add 0 rows;
+5. run B again, staged (``kg.store.staged``): the same 0 rows, plus what
+   staging costs (copying the file, checkpoint, rename) over step 4.
 
 The child reports each phase's wall time and its peak resident memory
 (VmHWM). The peer, in another fresh child, is plain DuckDB on the same
@@ -217,7 +219,7 @@ def generate(scale: float, folder: Path, seed: int = 5) -> dict[str, int]:
 CHILD_KG = """
 import json, sys, time
 import pyarrow.parquet as pq
-from kg.store import RunInfo, Store, merge_entities, merge_relations
+from kg.store import RunInfo, Store, merge_entities, merge_relations, staged
 d, db = sys.argv[1], sys.argv[2]
 def hwm():
     return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM")) / 1024
@@ -248,6 +250,10 @@ with Store.open(db) as store:
     t = time.perf_counter()
     r = merge_relations(store, relations, RunInfo("extract-b", "extraction"))
     say("re-merge relations B", t, relations.num_rows, changed=r.total, rebuilt=len(r.rebuilt_indexes))
+t = time.perf_counter()
+with staged(db) as store:
+    r = merge_relations(store, relations, RunInfo("extract-b", "extraction"))
+say("staged re-merge B", t, relations.num_rows, changed=r.total, rebuilt=len(r.rebuilt_indexes))
 """
 
 CHILD_PEER = """

@@ -24,8 +24,9 @@ from extraction.gazetteer import Gazetteer
 from extraction.llm import Endpoint, open_client
 from extraction.run import extract
 from flows.inputs import prepare_inputs
+from flows.merging import MERGE_WAIT_S
 from kg.errors import KGError
-from kg.store import RunInfo, Store, merge_entities, merge_relations
+from kg.store import RunInfo, merge_entities, merge_relations, staged
 from schemas.tables import CROSSWALK, RECORDS, conform
 
 GAZETTEER_FILE = "gazetteer.parquet"
@@ -125,7 +126,7 @@ def merge_extraction(graph: Path, folder: Path, shards: list[str], run: RunInfo)
     relations = read("relations").to_arrow()
     graph.parent.mkdir(parents=True, exist_ok=True)
     changes: dict[str, int] = {}
-    with Store.open(graph) as store:
+    with staged(graph, wait=MERGE_WAIT_S) as store:  # see flows/merging.py
         if records.num_rows:
             changes.update(merge_entities(store, records, crosswalk, run).changes)
         for table, n in merge_relations(store, relations, run, allow_unlinked=True).changes.items():

@@ -1,7 +1,9 @@
 """The graph store: one embedded DuckDB file holding entities, relations and their provenance.
 
 ``Store.open`` opens (or creates) the file and ``migrate`` upgrades an
-older one; ``merge_entities`` and ``merge_relations`` write the graph,
+older one; ``staged`` hands out a copy to merge into that then replaces the
+file whole, so readers in other processes keep reading meanwhile;
+``merge_entities`` and ``merge_relations`` write the graph,
 ``add_review`` / ``add_reviews`` write analysts' labels, and
 ``kg.graph.Graph`` is the analyst API on top. See ``docs/graph-store.md`` for the tables and the guarantees.
 """
@@ -12,6 +14,7 @@ from kg.store.merge import MergeResult, merge_entities, merge_relations
 from kg.store.reviews import LabelExport, add_review, add_reviews, export_match_labels
 from kg.store.runs import RunInfo
 from kg.store.schema import SCHEMA_VERSION, TABLES
+from kg.store.staging import staged
 
 __all__ = [
     "DEFAULT_PATH",
@@ -30,4 +33,5 @@ __all__ = [
     "merge_entities",
     "merge_relations",
     "migrate",
+    "staged",
 ]

@@ -2,6 +2,8 @@
 
     python -m tests.store.crash_worker PATH N TAG            # N records of TAG into N/2 movie entities
     python -m tests.store.crash_worker PATH N TAG relations  # N sequel_of relations among those movies
+    python -m tests.store.crash_worker PATH N TAG staged     # the entity merge in a staged copy, 'published' at the end
+    python -m tests.store.crash_worker PATH N TAG no-close   # the entity merge, killed with the store still open
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kg.store import RunInfo, Store, merge_entities, merge_relations
+from kg.store import RunInfo, Store, merge_entities, merge_relations, staged
 from schemas.tables import CROSSWALK, RECORDS, RELATIONS
 
 
@@ -58,10 +60,20 @@ def main() -> None:
             print("committed", flush=True)
         return
     recs, cw = bulk(n, tag)
-    with Store.open(path) as store:
-        print("start", flush=True)
-        merge_entities(store, recs, cw, RunInfo(tag, "matching"))
-        print("committed", flush=True)
+    if mode == "staged":
+        with staged(path) as store:
+            print("start", flush=True)
+            merge_entities(store, recs, cw, RunInfo(tag, "matching"))
+            print("committed", flush=True)
+        print("published", flush=True)
+        return
+    store = Store.open(path)
+    print("start", flush=True)
+    merge_entities(store, recs, cw, RunInfo(tag, "matching"))
+    print("committed", flush=True)
+    if mode == "no-close":  # the parent kills it now: its commits are in the WAL, not yet in the file
+        sys.stdin.readline()
+    store.close()
 
 
 if __name__ == "__main__":

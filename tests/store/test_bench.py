@@ -19,6 +19,7 @@ def test_store_benchmarks_at_tiny_scale(tmp_path: Path, capsys: pytest.CaptureFi
     phases = {p["phase"]: p for p in store_load.main(["--scale", "0.001", "--keep", str(db)])}
     assert phases["merge relations B"]["changed"] > 0
     assert phases["re-merge relations B"]["changed"] == 0  # idempotent: the second merge of a run adds nothing
+    assert phases["staged re-merge B"]["changed"] == 0
     assert phases["plain DuckDB load"]["rows"] == sum(
         phases[p]["rows"] for p in ("merge entities", "merge relations A", "merge relations B"))
     store_queries.main(["--db", str(db), "--samples", "20", "--peer-samples", "3", "--find-samples", "10"])
