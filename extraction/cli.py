@@ -95,12 +95,15 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="questions in flight")] = 2,
         compare: Annotated[str | None, typer.Option("--compare", help="second model on the same documents")] = None,
         ontology: Annotated[Path | None, typer.Option("--ontology", help="extra ontology file (TOML)")] = None,
+        staged: Annotated[bool, typer.Option("--staged", help="with --graph: merge into a copy swapped in whole, "
+                                             "so readers in other processes keep reading")] = False,
     ) -> None:
         """Extract typed entities and grounded relations from documents, e.g. kg extract plots/ --out rel.jsonl."""
         try:
             run_cli(paths, out, mode=mode, graph=graph, base_url=base_url, model=model, api_key_env=api_key_env,
                     text_field=text_field, id_field=id_field, min_confidence=min_confidence, judge=judge,
-                    samples=samples, concurrency=concurrency, compare_model=compare, ontology_path=ontology)
+                    samples=samples, concurrency=concurrency, compare_model=compare, ontology_path=ontology,
+                    staged=staged)
         except KGError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -123,6 +126,7 @@ def run_cli(
     concurrency: int,
     compare_model: str | None,
     ontology_path: Path | None,
+    staged: bool = False,
     open_client=None,
 ) -> None:
     """The command's work, importable (tests pass ``open_client`` to run against a scripted client).
@@ -166,7 +170,7 @@ def run_cli(
     written = write_result(result, out)
     print_report(result, written)
     if graph is not None:
-        merged = merge_result(result, graph, onto)
+        merged = merge_result(result, graph, onto, staged=staged)
         changes = sum(m.total for m in merged)
         console.print(f"merged into {graph}: {changes} row(s) changed (run {result.report.run_id})", highlight=False)
     if compare_model is not None:

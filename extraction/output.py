@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from extraction.errors import ExtractionError
 from extraction.run import ExtractionResult
+from kg import store as kg_store
 from kg.store import MergeResult, RunInfo, Store, merge_entities, merge_relations
 from schemas.ontology import Ontology
 
@@ -77,17 +78,21 @@ def _atomic_text(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def merge_result(result: ExtractionResult, graph: str | Path, ontology: Ontology | None = None) -> list[MergeResult]:
+def merge_result(
+    result: ExtractionResult, graph: str | Path, ontology: Ontology | None = None, *, staged: bool = False
+) -> list[MergeResult]:
     """Merge the run into the store at ``graph``: new entities first, then every relation row as a claim.
 
     Accepted relations between linked entities become edges; accepted ones
     with an unlinked end stay claims (``allow_unlinked``), rejected ones
     stay claims with their reason. Both merges are idempotent: merging the
-    same result twice changes nothing.
+    same result twice changes nothing. ``staged``: into a copy that then
+    replaces the store whole (``kg.store.staged``), for a store that readers
+    in other processes hold open.
     """
     run = RunInfo(result.report.run_id, "extraction", config=result.config)
     merged = []
-    with Store.open(graph) as store:
+    with kg_store.staged(graph) if staged else Store.open(graph) as store:
         if result.records.num_rows:
             merged.append(merge_entities(store, result.records, result.crosswalk, run, ontology=ontology))
         merged.append(merge_relations(store, result.relations, run, ontology=ontology, allow_unlinked=True))

@@ -86,6 +86,9 @@ def match(
     run_id: Annotated[str | None, typer.Option(help="id stamped on the crosswalk and the graph rows")] = None,
     previous: Annotated[Path | None, typer.Option(help="crosswalk of an earlier run: entities keep their ids")] = None,
     graph: Annotated[Path | None, typer.Option(help="merge the result into this graph store")] = None,
+    staged: Annotated[
+        bool, typer.Option(help="with --graph: merge into a copy swapped in whole, so readers elsewhere read on")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each partition")] = False,
 ) -> None:
     """Score every candidate pair in partitions and cluster the matches into entities."""
@@ -139,8 +142,9 @@ def match(
     console.print(partition_report(run_dir)[1])
     if graph is not None:
         from kg.store import RunInfo, Store, merge_entities
+        from kg.store import staged as staged_store
 
-        with Store.open(graph) as store:
+        with staged_store(graph) if staged else Store.open(graph) as store:
             merged = merge_entities(
                 store, recs.to_arrow(), result.crosswalk, RunInfo(run_id, "matching", config={"model": str(model)})
             )

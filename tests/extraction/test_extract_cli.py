@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -124,6 +127,28 @@ def test_endpoint_flags_graph_merge_and_compare(kg, endpoints, docs, tmp_path: P
     with Graph.open(store) as g:
         claims = g.sql("SELECT model, evidence FROM claims WHERE model = 'scripted-big-model'")
         assert claims.rows() == [("scripted-big-model", "directed by Rian Johnson")]
+
+
+def test_staged_merge_goes_through_while_another_process_reads_the_graph(kg, endpoints, docs, tmp_path: Path) -> None:
+    store = build(tmp_path / "graph.duckdb")
+    root = Path(__file__).resolve().parents[2]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from kg.graph import Graph; g = Graph.open(sys.argv[1]); "
+         "print(g.sql('SELECT count(*) AS n FROM claims')['n'][0], flush=True); sys.stdin.readline()", str(store)],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert reader.stdout is not None
+        claims = int(reader.stdout.readline())
+        args = ["extract", str(docs), "--out", str(tmp_path / "rel.jsonl"), "--graph", str(store)]
+        in_place = CliRunner().invoke(kg, args)
+        assert in_place.exit_code != 0 and "locked by process" in in_place.output
+        done = CliRunner().invoke(kg, [*args, "--staged"])
+        assert done.exit_code == 0, done.output
+    finally:
+        reader.communicate("\n", timeout=60)
+    with Graph.open(store) as g:
+        assert g.sql("SELECT count(*) AS n FROM claims")["n"][0] == claims + 1
 
 
 @pytest.mark.parametrize(

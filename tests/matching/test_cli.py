@@ -7,6 +7,8 @@ import sys
 import polars as pl
 import pytest
 
+from kg.graph import Graph
+
 KG = [sys.executable, "-c", "from kg.cli import main; main()"]
 
 
@@ -26,10 +28,14 @@ def test_train_match_rerun_explain(training_run, sample_run, tmp_path) -> None:
     assert "validation F1" in out and model.is_file()
 
     run = tmp_path / "run"
-    out = kg("match", *sample_run.record_paths, "--model", model, "--run-dir", run, "-p", "4", "--workers", "2").stdout
-    assert "entities" in out
+    graph = tmp_path / "graph.duckdb"
+    out = kg("match", *sample_run.record_paths, "--model", model, "--run-dir", run, "-p", "4", "--workers", "2",
+             "--graph", graph, "--staged").stdout
+    assert "entities" in out and "merged into" in out
     crosswalk = pl.read_parquet(run / "crosswalk.parquet")
     assert crosswalk.height == sample_run.records.height
+    with Graph.open(graph) as g:
+        assert g.sql("SELECT count(*) AS n FROM crosswalk")["n"][0] == crosswalk.height
 
     shard = run / "scores" / "part-0001.parquet"
     before = pl.read_parquet(shard)
