@@ -303,6 +303,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"generated {n['entities']:,} entities ({n['records']:,} records), {n['run_a'] + n['run_b']:,} "
               f"relations (run A {n['run_a']:,}, run B {n['run_b']:,}) in {time.perf_counter() - t0:.0f} s; "
               f"parquet {mb:,.0f} MB")
+        for stale in work.glob("*.duckdb*"):  # a kept --workdir: every run loads into fresh stores
+            stale.unlink()
         phases = run_child(CHILD_KG, work / "data", work / "graph.duckdb")
         print(f"{'phase':<24}{'rows':>12}{'seconds':>10}{'CPU s':>8}{'rows/s':>12}{'changed':>12}{'peak MB':>10}")
         for p in phases:
