@@ -255,6 +255,21 @@ def person_one_typo(min_chars: int = 6) -> BlockingRule:
 
 
 @blocking_rule
+def name_anagram(min_chars: int = 4) -> BlockingRule:
+    """The letters of the name (title or person) in sorted order, spaces dropped: a swap of two characters or a
+    moved space keeps the key ('oCntact' = 'Contact'; 'Hna Birkais' = 'Han Brikais', a swap in each word).
+
+    One key per record for the commonest typo that leaves no shared word
+    when the name is a single word ('Fuyr' / 'Fury'), or none that
+    ``title_prefix`` sees. Names shorter than ``min_chars`` letters make no
+    key.
+    """
+    letters = pl.col("name_norm").str.replace_all(" ", "", literal=True)
+    key = letters.str.split("").list.sort().list.join("")
+    return BlockingRule("name_anagram", _single(pl.when(letters.str.len_chars() >= min_chars).then(key)))
+
+
+@blocking_rule
 def person_tokens(min_chars: int = 3) -> BlockingRule:
     """Any shared name token: survives transliteration and lost characters ('Kato' / 'Katou')."""
     tokens = pl.col("titles").list.join(" ").str.split(" ")
@@ -319,6 +334,12 @@ def default_rules() -> list[BlockingRule]:
     connected components (+0.0006 with one-to-one clustering between clean
     sources); ``person_one_typo`` would find 1,067 but makes the partitions'
     unit lists 1.8x as long (docs/matching.md).
+    ``name_anagram`` (the sorted letters of the name: two swapped characters
+    or a moved space, 'oCntact' / 'Contact', where a one-word title shares
+    nothing else) at 1M: recall 0.9933 -> 0.9943, F1 0.9966 -> 0.9971 at no
+    measurable time (56.4 s against 57.6 s, two A/B runs each); at 10M:
+    recall 0.9818 -> 0.9841, F1 0.9907 -> 0.9919, with connected components
+    0.9883 -> 0.9896, precision unchanged, 2% more candidates.
     ``year_runtime`` (translated titles with nothing else in common, in
     blocks of at most 20, where a year and a running time are rare enough to
     mean something) and the alphabetical window order lift moviegraph's
@@ -337,6 +358,7 @@ def default_rules() -> list[BlockingRule]:
         person_compact(),
         person_last_initial(),
         title_prefix(6).only(NAMED_TYPES).keep(1).window(30),
+        name_anagram().keep(1),
         shared_people("directors").only(WORK_TYPES).keep(1),
         title_tokens().only(WORK_TYPES).keep(1).purged(),
         person_tokens().keep(1),

@@ -7,6 +7,7 @@ import pytest
 from matching.blocking import (
     all_candidate_pairs,
     candidate_pairs,
+    name_anagram,
     pairing_units,
     partition_members,
     person_compact,
@@ -152,6 +153,19 @@ def test_person_one_typo_needs_one_edit_and_a_long_name() -> None:
     assert all_candidate_pairs(recs, plan_partitions(recs, [person_one_typo()])).num_rows == 0
     recs = records(short)
     assert all_candidate_pairs(recs, plan_partitions(recs, [person_one_typo(min_chars=4)])).num_rows == 1
+
+
+def test_name_anagram_blocks_swapped_letters_in_titles_and_names() -> None:
+    """'oCntact' shares no word, no prefix and no exact title with 'Contact'; the sorted letters agree."""
+    recs = records([movie("a", "1", "oCntact", 1958), movie("b", "9", "Contact", 1958),
+                    person("a", "2", "Hna Birkais"), person("b", "8", "Han Brikais"),
+                    movie("a", "3", "Fury", 2002), movie("b", "7", "Fuyr", 2002),
+                    movie("a", "4", "Verigo", 1988), movie("b", "6", "Vertigo", 1988)])  # a deletion: no key
+    rules = [title_exact(), title_prefix(6), title_tokens(), person_name_key(), person_compact()]
+    assert all_candidate_pairs(recs, plan_partitions(recs, rules)).num_rows == 0
+    pairs = _keys(all_candidate_pairs(recs, plan_partitions(recs, [name_anagram()])))
+    assert pairs.rows() == [("a", "1", "b", "9"), ("a", "2", "b", "8"), ("a", "3", "b", "7")]
+    assert all_candidate_pairs(recs, plan_partitions(recs, [name_anagram(min_chars=5)])).num_rows == 2  # not Fury
 
 
 def test_person_stems_block_transliterated_names() -> None:
