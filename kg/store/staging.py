@@ -61,8 +61,9 @@ def staged(path: str | Path = DEFAULT_PATH, *, wait: float = 0.0, migrate: bool 
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a graph store file")
     staging = path.with_name(path.name + STAGING_SUFFIX)
-    with _merge_lock(path, wait), ExitStack() as held:  # released last to first: copy, original, read lock
+    with _merge_lock(path, wait), ExitStack() as held:  # released last to first: original, read lock, copy
         _remove(staging)  # what a stage killed before its swap left behind
+        held.callback(_remove, staging)  # a failed stage's copy, whole or partial
         if path.exists():
             held.callback(_hold(path, wait).close)
             # Copied through a descriptor kept open to the end: closing any descriptor of a file drops every
@@ -70,7 +71,6 @@ def staged(path: str | Path = DEFAULT_PATH, *, wait: float = 0.0, migrate: bool 
             original = held.enter_context(open(path, "rb"))
             with open(staging, "wb") as copy:
                 shutil.copyfileobj(original, copy, _CHUNK)
-        held.callback(_remove, staging)
         store = Store.open(staging, migrate=migrate)
         try:
             yield store
