@@ -8,13 +8,31 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg.store import RunInfo, Store, merge_entities, merge_relations, staged
 from schemas.tables import CROSSWALK, RECORDS, RELATIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(path: Path, n: int, tag: str, mode: str = "entities") -> subprocess.Popen[str]:
+    """This worker in a child process, returned once it says 'start' (its stdin a pipe: 'no-close' reads it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.store.crash_worker", str(path), str(n), tag, mode],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    assert line == "start", (line, proc.stderr.read() if proc.stderr else "")
+    return proc
 
 
 def bulk(n: int, tag: str) -> tuple[pa.Table, pa.Table]:

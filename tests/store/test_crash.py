@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,24 +14,11 @@ import pytest
 from kg.graph import Graph
 from kg.store import RunInfo, Store, StoreError, merge_entities
 from kg.store.schema import INDEXES
-from tests.store.crash_worker import bulk
+from tests.store.crash_worker import bulk, start
 from tests.store.helpers import check_invariants, fingerprint
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 50_000  # records in the killed entity merge: large enough to take about a second
 N_RELATIONS = 120_000  # relation rows in the killed relation merge: a bulk merge (indexes dropped and rebuilt)
-
-
-def _start(path: Path, n: int = N, tag: str = "bulk", mode: str = "entities") -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.store.crash_worker", str(path), str(n), tag, mode],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line == "start", (line, proc.stderr.read() if proc.stderr else "")
-    return proc
 
 
 def _without_run_times(fp: dict) -> dict:
@@ -50,7 +34,7 @@ def _kill_repeatedly(store_path: Path, tmp_path: Path, n: int, tag: str, mode: s
     """
     copy = tmp_path / "copy.duckdb"
     shutil.copy(store_path, copy)
-    proc = _start(copy, n, tag, mode)
+    proc = start(copy, n, tag, mode)
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=300)
     duration = time.monotonic() - t0
@@ -61,7 +45,7 @@ def _kill_repeatedly(store_path: Path, tmp_path: Path, n: int, tag: str, mode: s
     before = fingerprint(store_path)
     killed_before_commit = 0
     for attempt in range(5):
-        proc = _start(store_path, n, tag, mode)
+        proc = start(store_path, n, tag, mode)
         if attempt == 0:  # while a merge holds the file, another process gets a clear refusal, not a hang
             with pytest.raises(StoreError, match=f"locked by process {proc.pid}"):
                 Graph.open(store_path)
@@ -91,7 +75,7 @@ def _indexes(path: Path) -> set[str]:
 def test_kill_9_mid_merge_leaves_store_unchanged(store_path: Path, tmp_path: Path) -> None:
     post = _kill_repeatedly(store_path, tmp_path, N, "bulk", "entities")
     # and the store still works: a merge after the crashes completes and is queryable
-    proc = _start(store_path)
+    proc = start(store_path, N, "bulk")
     out, err = proc.communicate(timeout=120)
     assert "committed" in out, err
     assert _without_run_times(fingerprint(store_path)) == post
@@ -111,7 +95,7 @@ def test_kill_9_mid_relation_merge_leaves_store_unchanged(store_path: Path, tmp_
     Store.open(store_path).close()  # read-write open: rebuilds indexes a killed bulk merge had dropped
     assert _indexes(store_path) == set(INDEXES)
     check_invariants(store_path)
-    proc = _start(store_path, N_RELATIONS, "extract-bulk", "relations")
+    proc = start(store_path, N_RELATIONS, "extract-bulk", "relations")
     out, err = proc.communicate(timeout=300)
     assert "committed" in out, err
     assert _without_run_times(fingerprint(store_path)) == post

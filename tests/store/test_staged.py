@@ -17,7 +17,7 @@ import pytest
 from kg.graph import Graph
 from kg.store import RunInfo, StoreError, merge_entities, staged
 from kg.store.staging import LOCK_SUFFIX, STAGING_SUFFIX
-from tests.store.crash_worker import bulk
+from tests.store.crash_worker import bulk, start
 from tests.store.helpers import check_invariants, fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,16 +49,6 @@ except StoreError as exc:
 def _python(code: str, *args: str, **kw) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=ENV, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-def _worker(path: Path, n: int, tag: str, mode: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.store.crash_worker", str(path), str(n), tag, mode],
-                            cwd=ROOT, env=ENV, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line == "start", (line, proc.stderr.read() if proc.stderr else "")
-    return proc
 
 
 def _entities(path: Path) -> int:
@@ -121,7 +111,7 @@ def test_a_stage_creates_a_missing_store(tmp_path: Path) -> None:
 def test_a_stage_keeps_the_commits_of_a_writer_killed_with_the_store_open(store_path: Path) -> None:
     """The killed writer's last merge is only in the WAL beside the file: the stage must not lose it,
     nor leave that WAL to be replayed onto the file it publishes."""
-    proc = _worker(store_path, 300, "walled", "no-close")
+    proc = start(store_path, 300, "walled", "no-close")
     assert proc.stdout is not None and proc.stdout.readline().strip() == "committed"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -143,7 +133,7 @@ def test_kill_9_mid_stage_leaves_the_store_as_it_was_or_whole(store_path: Path) 
     stage clears the copy the killed one left."""
     copy = store_path.with_name("copy.duckdb")
     shutil.copy(store_path, copy)
-    proc = _worker(copy, 50_000, "killed", "staged")
+    proc = start(copy, 50_000, "killed", "staged")
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=300)
     duration = time.monotonic() - t0  # from the copy open to the swap done
@@ -153,7 +143,7 @@ def test_kill_9_mid_stage_leaves_the_store_as_it_was_or_whole(store_path: Path) 
     before = fingerprint(store_path)
     unchanged = 0
     for _ in range(3):
-        proc = _worker(store_path, 50_000, "killed", "staged")
+        proc = start(store_path, 50_000, "killed", "staged")
         time.sleep(rng.uniform(0.02, 0.9) * duration)
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
