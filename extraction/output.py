@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from extraction.errors import ExtractionError
 from extraction.run import ExtractionResult
-from kg import store as kg_store
 from kg.store import MergeResult, RunInfo, Store, merge_entities, merge_relations
+from kg.store import staged as staged_store
 from schemas.ontology import Ontology
 
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -92,7 +92,7 @@ def merge_result(
     """
     run = RunInfo(result.report.run_id, "extraction", config=result.config)
     merged = []
-    with kg_store.staged(graph) if staged else Store.open(graph) as store:
+    with staged_store(graph) if staged else Store.open(graph) as store:
         if result.records.num_rows:
             merged.append(merge_entities(store, result.records, result.crosswalk, run, ontology=ontology))
         merged.append(merge_relations(store, result.relations, run, ontology=ontology, allow_unlinked=True))
