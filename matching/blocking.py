@@ -65,6 +65,7 @@ class BlockingRule:
     purge: bool = False  # oversized blocks of this rule are dropped, not windowed
     max_block: int | None = None  # block size above which this rule's blocks are windowed; None: the plan's
     spread_undated: bool = False  # records without a year join every window of this rule's oversized blocks
+    name_given: bool = False  # every pair of a block shares a name form: in-block ranking ignores the names
     spec: tuple | None = field(default=None, repr=False, compare=False)  # (module, factory, args, kwargs)
 
     def __str__(self) -> str:
@@ -144,7 +145,7 @@ def _single(expr: pl.Expr) -> KeyFn:
 @blocking_rule
 def title_exact() -> BlockingRule:
     """Identical normalised title or alias: 'Rocky IV' = 'Rocky 4'."""
-    return BlockingRule("title_exact", _explode("titles"))
+    return BlockingRule("title_exact", _explode("titles"), name_given=True)
 
 
 @blocking_rule
@@ -195,7 +196,7 @@ def token_year_band(width: int = 2) -> BlockingRule:
 def person_name_key() -> BlockingRule:
     """Same name tokens in any order, over name and aliases: 'Craig, Daniel' = 'Daniel Craig'."""
     key = pl.col("titles").list.eval(person_key(pl.element()))
-    return BlockingRule("person_name_key", _explode(key), PERSON_TYPES)
+    return BlockingRule("person_name_key", _explode(key), PERSON_TYPES, name_given=True)
 
 
 @blocking_rule
@@ -685,13 +686,15 @@ def _partition_pairs(
     if not plan.within_source:
         keep &= pl.col("src") != pl.col("src_r")  # before the name joins: most in-block pairs are same-source
     k_by_prio = {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)}
+    name_given = [prio for prio, rule in enumerate(plan.rules) if rule.name_given]
     # top-k is judged per unit, so units can be enumerated a slice at a time: memory stays bounded
     n_slices = int(plan.costs[partition] // _SLICE_PAIRS) + 1
     kept = []
     for piece in range(n_slices):
         sub = mine if n_slices == 1 else mine.filter(pl.col("unit") % n_slices == piece)
         pairs = sub.join(sub, on="unit", suffix="_r").filter(keep)
-        kept.append(_top_k(pairs, side.score(pairs), k_by_prio))
+        given = (pairs["unit"] // _PRIO).is_in(name_given).to_numpy()
+        kept.append(_top_k(pairs, side.score(pairs, given), k_by_prio))
     owned = _owned(pl.concat(kept), units)
     return _to_table(owned, prep, plan, partition)
 
@@ -727,16 +730,22 @@ class _CheapSide:
             prep["cast_sig"].fill_null(0).to_numpy(),
         )
 
-    def score(self, pairs: pl.DataFrame) -> np.ndarray:
+    def score(self, pairs: pl.DataFrame, name_given: np.ndarray) -> np.ndarray:
         """Title ratio, minus 0.03 per year apart (up to 10) and 0.01 per minute of running time apart (up to
         10), plus 0.2 for the same director, 0.1 same cast; a missing year or runtime costs nothing.
 
         The runtime breaks ties that title and year leave: in a block of 1,600
         "Sisters", a record's partner and two others of the same year all score 1.
+
+        Where ``name_given`` (the pair's block is one shared name form) the
+        ratio counts as 1: a record that is in the block through its alias
+        ('Dore Fenetre', also known as 'Golden Window') would otherwise lose
+        its partner to every other record that bears the block's title as its
+        name, whatever their years and makers.
         """
         left, right = pairs["rid"].to_numpy(), pairs["rid_r"].to_numpy()
         ratio = np.full(len(left), 100.0, dtype=np.float32)
-        differ = np.flatnonzero(self.name_id[left] != self.name_id[right])
+        differ = np.flatnonzero((self.name_id[left] != self.name_id[right]) & ~name_given)
         # lists, not object arrays: rapidfuzz reads them twice as fast and its threads then scale
         ratio[differ] = process.cpdist(
             self.names[left[differ]].tolist(), self.names[right[differ]].tolist(), scorer=fuzz.ratio, workers=-1,

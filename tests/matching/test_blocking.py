@@ -168,6 +168,22 @@ def test_name_anagram_blocks_swapped_letters_in_titles_and_names() -> None:
     assert all_candidate_pairs(recs, plan_partitions(recs, [name_anagram(min_chars=5)])).num_rows == 2  # not Fury
 
 
+def test_in_a_block_of_one_title_the_names_do_not_rank_partners() -> None:
+    """Every record bears both 'Golden Window' and 'Dore Fenetre' (name and alias, either way round). By name,
+    a1 prefers the undated b records called 'Golden Window' and b1 the a records called 'Dore Fenetre' from
+    other decades; the block's title is given, so year and director must decide, and they pick each other."""
+    both = {"Golden Window": ["Dore Fenetre"], "Dore Fenetre": ["Golden Window"]}
+    rows = [movie("a", "1", "Golden Window", 2014, aliases=both["Golden Window"], directors=["Oscar Tomiberg"]),
+            movie("b", "1", "Dore Fenetre", 2014, aliases=both["Dore Fenetre"], directors=["Oscar Tomiberg"])]
+    rows += [movie("b", f"{i}", "Golden Window", None, aliases=both["Golden Window"], directors=[f"Director {i}"])
+             for i in (2, 3)]
+    rows += [movie("a", f"{i}", "Dore Fenetre", year, aliases=both["Dore Fenetre"], directors=[f"Director {i}"])
+             for i, year in ((2, 1990), (3, 2040))]
+    recs = records(rows)
+    pairs = _keys(all_candidate_pairs(recs, plan_partitions(recs, [title_exact().keep(1)], n_partitions=1)))
+    assert ("a", "1", "b", "1") in pairs.rows()
+
+
 def test_person_stems_block_transliterated_names() -> None:
     recs = records([person("a", "1", "Gummaluri Sastri"), person("b", "9", "Gummuluri Sastry"),
                     person("a", "2", "Vijayshanti", 1966), person("b", "8", "Vijayashanti")])
