@@ -313,6 +313,26 @@ def episode_number() -> BlockingRule:
     return BlockingRule("episode_number", _single(key), frozenset({"episode"}))
 
 
+@blocking_rule
+def episode_credits() -> BlockingRule:
+    """Same director or writer, season and episode number: an episode whose own title and whose series' title
+    are both translated ('Doux Pont' of 'Le Jeu Étrange de Havedor' = 'The Sweet Bridge' of 'The Strange Game of
+    Havedor', both S7E9 written by the same person).
+
+    ``episode_number`` needs the series' title; a person who made the series
+    and the episode's place in it name the same episode without it. One key
+    per credited person, in blocks of a few records.
+    """
+
+    def keys(lf: pl.LazyFrame) -> pl.LazyFrame:
+        credits = [lf.select("rid", "season", "episode", person=column).explode("person")
+                   for column in ("directors_norm", "writers_norm")]  # one list may be missing: not concat_list
+        credited = pl.concat(credits).drop_nulls()
+        return credited.select("rid", key=pl.format("{}|{}|{}", "person", "season", "episode"))
+
+    return BlockingRule("episode_credits", keys, frozenset({"episode"}))
+
+
 def default_rules() -> list[BlockingRule]:
     """Most specific first: the first shared rule owns a pair and judges its top-k there.
 
@@ -341,6 +361,10 @@ def default_rules() -> list[BlockingRule]:
     measurable time (56.4 s against 57.6 s, two A/B runs each); at 10M:
     recall 0.9818 -> 0.9841, F1 0.9907 -> 0.9919, with connected components
     0.9883 -> 0.9896, precision unchanged, 2% more candidates.
+    ``episode_credits`` (a director or writer with the season and episode
+    number, for an episode whose title and series title are both
+    translated): 10M recall 0.9879 -> 0.9881, F1 with connected components
+    0.9915 -> 0.9924, 0.09% more candidates.
     ``year_runtime`` (translated titles with nothing else in common, in
     blocks of at most 20, where a year and a running time are rare enough to
     mean something) and the alphabetical window order lift moviegraph's
@@ -355,6 +379,7 @@ def default_rules() -> list[BlockingRule]:
     return [
         title_exact().only(NAMED_TYPES),
         episode_number(),
+        episode_credits(),
         person_name_key(),
         person_compact(),
         person_last_initial(),

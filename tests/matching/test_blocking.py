@@ -7,6 +7,8 @@ import pytest
 from matching.blocking import (
     all_candidate_pairs,
     candidate_pairs,
+    episode_credits,
+    episode_number,
     name_anagram,
     pairing_units,
     partition_members,
@@ -166,6 +168,27 @@ def test_name_anagram_blocks_swapped_letters_in_titles_and_names() -> None:
     pairs = _keys(all_candidate_pairs(recs, plan_partitions(recs, [name_anagram()])))
     assert pairs.rows() == [("a", "1", "b", "9"), ("a", "2", "b", "8"), ("a", "3", "b", "7")]
     assert all_candidate_pairs(recs, plan_partitions(recs, [name_anagram(min_chars=5)])).num_rows == 2  # not Fury
+
+
+def _episode(source: str, source_id: str, name: str, parent: str, season: int, number: int, **fields) -> dict:
+    return {"source": source, "source_id": source_id, "type": "episode", "name": name, "parent": parent,
+            "season": season, "episode": number, **fields}
+
+
+def test_a_translated_episode_of_a_translated_series_meets_its_original_by_its_makers_and_number() -> None:
+    """No title and no series title in common: a shared writer or director and S7E9 name the same episode."""
+    recs = records([
+        _episode("a", "1", "Doux Pont", "Le Jeu Etrange de Havedor", 7, 9, writers=["Iris Quiisano"]),
+        _episode("b", "1", "The Sweet Bridge", "The Strange Game of Havedor", 7, 9, writers=["Iris Quiisano"]),
+        _episode("b", "2", "The Bitter City", "The Strange Game of Havedor", 7, 10, writers=["Iris Quiisano"]),
+        _episode("b", "3", "Sea Glass", "Another Show", 7, 9, writers=["Mina Kahai"]),
+        # directors only on one side (no writers list at all): still a key
+        _episode("a", "4", "Nuit Froide", "Vent du Nord", 1, 1, directors=["Ana Lind"]),
+        _episode("b", "4", "Cold Night", "North Wind", 1, 1, directors=["Ana Lind"], writers=["Sara Yalinek"]),
+    ])
+    assert all_candidate_pairs(recs, plan_partitions(recs, [title_exact(), episode_number()])).num_rows == 0
+    pairs = _keys(all_candidate_pairs(recs, plan_partitions(recs, [episode_credits()])))
+    assert pairs.rows() == [("a", "1", "b", "1"), ("a", "4", "b", "4")]
 
 
 def test_in_a_block_of_one_title_the_names_do_not_rank_partners() -> None:
