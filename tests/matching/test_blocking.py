@@ -282,6 +282,16 @@ def test_undated_record_sorts_beside_the_dated_one_with_its_title_and_director()
     assert _finds_59(recs, plan_partitions(recs, [title_exact().keep(1)], n_partitions=2, max_block=40))
 
 
+def test_undated_record_without_director_or_cast_sorts_beside_the_dated_one_with_its_writer() -> None:
+    """Placed in 1999 by its writer, where two other 'Mother's of each source tie with it on title and year: the
+    same writer must also rank it first."""
+    rows = [movie("a", f"{i}", "Mother", 1940 + i % 60, writers=[f"Writer {i}"]) for i in range(200)]
+    rows += [movie("b", f"{i}", "Mother", 1940 + i % 60, writers=[f"Writer {i}"]) for i in range(200) if i != 59]
+    rows.append(movie("b", "59", "Mother", None, writers=["Writer 59"]))
+    recs = records(rows)
+    assert _finds_59(recs, plan_partitions(recs, [title_exact().keep(1)], n_partitions=2, max_block=40))
+
+
 def test_undated_record_known_by_an_alias_meets_its_partner_only_when_spread() -> None:
     """Its own title ('Madeo') has no dated twin to place it by, so it sorts first, in the oldest window."""
     recs = _mothers({"name": "Madeo", "aliases": ["Mother"]})

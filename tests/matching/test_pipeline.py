@@ -109,7 +109,7 @@ def test_unknown_partition_is_a_clear_error(run, sample_run) -> None:
         score_partition(run_dir, 9)
 
 
-def test_plan_pickles_and_refuses_another_polars(run, tmp_path) -> None:
+def test_plan_pickles_and_refuses_another_polars_or_format(run, tmp_path) -> None:
     run_dir, _ = run
     plan = load_plan(run_dir / "plan.pkl")
     assert [r.name for r in pickle.loads(pickle.dumps(plan)).rules] == [r.name for r in plan.rules]
@@ -118,6 +118,10 @@ def test_plan_pickles_and_refuses_another_polars(run, tmp_path) -> None:
     doc["polars"] = "0.0.1"
     path.write_bytes(pickle.dumps(doc))
     with pytest.raises(KGError, match="polars 0.0.1"):
+        load_plan(path)
+    doc["format"] = 1  # an older toolkit's plan: its partitions' inputs lack columns this one reads
+    path.write_bytes(pickle.dumps(doc))
+    with pytest.raises(KGError, match="a plan of format 1, this toolkit reads format 2; re-plan"):
         load_plan(path)
 
 
