@@ -48,6 +48,11 @@ NAMED_TYPES = WORK_TYPES | {"company", "character", "place", "award", "concept",
 
 KeyFn = Callable[[pl.LazyFrame], pl.LazyFrame]
 
+_MAKERS = {"director_sig": "directors_norm", "cast_sig": "cast_norm", "writer_sig": "writers_norm"}
+MAKER_SIGS = tuple(_MAKERS)
+"""Who made a record, one number per role (the smallest hash of its normalised names): what places an undated
+record among its title's namesakes and ranks partners of the same title and year."""
+
 
 @dataclass(frozen=True)
 class BlockingRule:
@@ -429,10 +434,7 @@ def blocking_columns(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -
     group = pl.col("type").replace(groups) if groups else pl.col("type")
     return prep.with_columns(
         group=group,
-        # who made it, as one number per record: the top-k tie-breaker inside blocks of common titles
-        director_sig=pl.col("directors_norm").list.eval(pl.element().hash(_SEED)).list.min(),
-        cast_sig=pl.col("cast_norm").list.eval(pl.element().hash(_SEED)).list.min(),
-        writer_sig=pl.col("writers_norm").list.eval(pl.element().hash(_SEED)).list.min(),
+        **{sig: pl.col(names).list.eval(pl.element().hash(_SEED)).list.min() for sig, names in _MAKERS.items()},
     )
 
 
@@ -458,7 +460,7 @@ def sort_key() -> pl.Expr:
     made_by = lambda sig: pl.when(pl.col(sig).is_not_null()).then(  # noqa: E731
         pl.col("year").max().over("name_norm", sig)
     )
-    year = pl.coalesce("year", made_by("director_sig"), made_by("cast_sig"), made_by("writer_sig"))
+    year = pl.coalesce("year", *(made_by(sig) for sig in MAKER_SIGS))
     sort_year = year.fill_null(0).clip(0, 65535).cast(pl.UInt64)
     return (
         sort_year * 2**48

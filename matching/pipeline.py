@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from kg.errors import KGError
 from matching.blocking import (
+    MAKER_SIGS,
     BlockingRule,
     PartitionPlan,
     blocking_columns,
@@ -206,7 +207,7 @@ def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT
     """
     run_dir = Path(run_dir)
     chunks, keys = _normalise(records, config)
-    placing = ("rid", "src", "year", "name_norm", "director_sig", "cast_sig", "writer_sig", "source", "source_id")
+    placing = ("rid", "src", "year", "name_norm", *MAKER_SIGS, "source", "source_id")
     blocking_view = pl.concat([chunk.select(placing) for chunk in chunks]).select("rid", "src", "year", sort_key())
     plan = config.plan(records, prepared=blocking_view, keys=keys)
     units = record_units(blocking_view, plan, keys=keys)
@@ -250,7 +251,7 @@ def _normalise(records: pl.DataFrame, config: MatchConfig) -> tuple[list[pl.Data
         )
         keys.append(record_keys(prepared, config.blocking_rules))
         features = prepare_features(chunk, prepared=prepared)
-        chunks.append(features.with_columns(prepared.select("rid", "src", "director_sig", "cast_sig", "writer_sig")))
+        chunks.append(features.with_columns(prepared.select("rid", "src", *MAKER_SIGS)))
     if len(chunks) > 1:
         counts = pl.concat([chunk.select("name_norm") for chunk in chunks]).group_by("name_norm").len("title_count")
         counts = counts.with_columns(pl.col("title_count").cast(pl.Float32))
