@@ -264,11 +264,13 @@ def test_common_title_partner_is_chosen_by_its_director() -> None:
     assert pairs.filter(pl.col("left_id") == pl.col("right_id")).height == 40
 
 
-def _mothers(undated: dict):
-    """Two hundred 'Mother's over sixty years; source b's 59 is undated, a's 59 is from 1999."""
-    rows = [movie("a", f"{i}", "Mother", 1940 + i % 60, directors=[f"Director {i}"]) for i in range(200)]
-    rows += [movie("b", f"{i}", "Mother", 1940 + i % 60, directors=[f"Director {i}"]) for i in range(200) if i != 59]
-    rows.append(movie("b", "59", year=None, directors=["Director 59"], **undated))
+def _mothers(undated: dict, role: str = "directors"):
+    """Two hundred 'Mother's over sixty years, each made by its own person in ``role``; source b's 59 is undated,
+    a's 59 is from 1999."""
+    made = lambda i: {role: [f"Maker {i}"]}  # noqa: E731
+    rows = [movie("a", f"{i}", "Mother", 1940 + i % 60, **made(i)) for i in range(200)]
+    rows += [movie("b", f"{i}", "Mother", 1940 + i % 60, **made(i)) for i in range(200) if i != 59]
+    rows.append(movie("b", "59", year=None, **made(59), **undated))
     return records(rows)
 
 
@@ -285,10 +287,7 @@ def test_undated_record_sorts_beside_the_dated_one_with_its_title_and_director()
 def test_undated_record_without_director_or_cast_sorts_beside_the_dated_one_with_its_writer() -> None:
     """Placed in 1999 by its writer, where two other 'Mother's of each source tie with it on title and year: the
     same writer must also rank it first."""
-    rows = [movie("a", f"{i}", "Mother", 1940 + i % 60, writers=[f"Writer {i}"]) for i in range(200)]
-    rows += [movie("b", f"{i}", "Mother", 1940 + i % 60, writers=[f"Writer {i}"]) for i in range(200) if i != 59]
-    rows.append(movie("b", "59", "Mother", None, writers=["Writer 59"]))
-    recs = records(rows)
+    recs = _mothers({"name": "Mother"}, role="writers")
     assert _finds_59(recs, plan_partitions(recs, [title_exact().keep(1)], n_partitions=2, max_block=40))
 
 
