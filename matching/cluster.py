@@ -39,13 +39,40 @@ def mutual_best(pairs: pl.DataFrame, clean: Collection[str]) -> tuple[pl.DataFra
     Clean sources (no duplicates inside) can hold each entity once, so two
     accepted partners for one record from the same clean source means at
     least one is wrong; the mutual best is the standard vectorised answer.
+    Equal scores are broken by :func:`path_support`, then by id: a record
+    with no attributes but its name (a TMDb person) scores the same against
+    every copy of that name, and the copy its other matches point to is the right one.
     """
     both_clean = pl.col("left_source").is_in(list(clean)) & pl.col("right_source").is_in(list(clean))
-    order = [pl.col("score"), pl.col("left_id"), pl.col("right_id")]
-    best_l = pl.struct(order).rank("ordinal", descending=True).over("left_source", "left_id", "right_source") == 1
-    best_r = pl.struct(order).rank("ordinal", descending=True).over("right_source", "right_id", "left_source") == 1
-    flagged = pairs.with_columns(keep=~both_clean | (best_l & best_r))
+    sides = [("left_source", "left_id", "right_source"), ("right_source", "right_id", "left_source")]
+    contested = pl.any_horizontal(pl.len().over(*side) > 1 for side in sides) & both_clean
+    flagged = pairs.with_columns(contested=contested)
+    flagged = flagged.join(path_support(pairs, flagged.filter("contested")), on=_KEYS, how="left",
+                           maintain_order="left").with_columns(pl.col("support").fill_null(0.0))
+    flagged = flagged.sort("score", "support", "left_id", "right_id", descending=True)
+    best = [pl.struct(side).is_first_distinct() for side in sides]  # one sort, not a ranking per group
+    flagged = flagged.with_columns(keep=~both_clean | (best[0] & best[1])).drop("contested", "support")
     return flagged.filter("keep").drop("keep"), flagged.filter(~pl.col("keep")).drop("keep")
+
+
+def path_support(pairs: pl.DataFrame, of: pl.DataFrame) -> pl.DataFrame:
+    """(pair keys, support) for the pairs ``of``: the strongest two-step path of ``pairs`` between their records.
+
+    A path a - c - b is as strong as its weaker step. It is computed only for
+    the contested pairs, so the join costs their records' degrees, not the run's.
+    """
+    steps = pl.concat([
+        pairs.select(a_s="left_source", a="left_id", c_s="right_source", c="right_id", s="score"),
+        pairs.select(a_s="right_source", a="right_id", c_s="left_source", c="left_id", s="score"),
+    ])
+    return (
+        of.select(_KEYS)
+        .join(steps, left_on=["left_source", "left_id"], right_on=["a_s", "a"])
+        .join(steps.rename({"s": "s2"}), left_on=["c_s", "c", "right_source", "right_id"],
+              right_on=["a_s", "a", "c_s", "c"])
+        .group_by(_KEYS)
+        .agg(support=pl.min_horizontal("s", "s2").max())
+    )
 
 
 def components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:

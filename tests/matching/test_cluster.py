@@ -31,6 +31,18 @@ def test_mutual_best_keeps_one_partner_between_clean_sources() -> None:
     assert mutual_best(pairs, set())[0].height == 3  # dirty sources keep every accepted pair
 
 
+def test_equal_scores_go_to_the_copy_the_other_matches_point_to() -> None:
+    # b:1 has nothing but a name, so it scores the same against both copies c:1 and c:2;
+    # a:1 matched c:1 (its pair with c:2 was rejected), so c:1 is b:1's partner too
+    records = _records([("a", "1"), ("b", "1"), ("c", "1"), ("c", "2")], "person")
+    scores = _scores([("a", "1", "b", "1", 0.99), ("a", "1", "c", "1", 0.95),
+                      ("b", "1", "c", "1", 0.98), ("b", "1", "c", "2", 0.98)])
+    kept, dropped = mutual_best(scores, {"a", "b", "c"})
+    assert dropped.select("left_id", "right_id").rows() == [("1", "2")]
+    ent = _entities(cluster_pairs(scores, records, run_id="r", clean_sources=("a", "b", "c")))
+    assert ent[("a", "1")] == ent[("b", "1")] == ent[("c", "1")] != ent[("c", "2")]
+
+
 def test_every_record_gets_an_entity_and_ids_come_from_the_anchor() -> None:
     records = _records([("a", "1"), ("b", "7"), ("c", "3"), ("a", "2")])
     result = cluster_pairs(_scores([("a", "1", "b", "7", 0.9), ("b", "7", "c", "3", 0.8)]), records, run_id="r1")
