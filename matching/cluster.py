@@ -40,36 +40,44 @@ def mutual_best(pairs: pl.DataFrame, clean: Collection[str]) -> tuple[pl.DataFra
     accepted partners for one record from the same clean source means at
     least one is wrong; the mutual best is the standard vectorised answer.
     Equal scores are broken by :func:`path_support`, then by id: a record
-    with no attributes but its name (a TMDb person) scores the same against
-    every copy of that name, and the copy its other matches point to is the right one.
+    with nothing but a name (a TMDb person) scores the same against every
+    copy of that name, and the copy its other matches point to is the right one.
+    Only contested pairs (a record with several partners in one clean source)
+    are ranked: the rest, nearly all of them, are their records' only choice.
     """
     both_clean = pl.col("left_source").is_in(list(clean)) & pl.col("right_source").is_in(list(clean))
     sides = [("left_source", "left_id", "right_source"), ("right_source", "right_id", "left_source")]
     contested = pl.any_horizontal(pl.len().over(*side) > 1 for side in sides) & both_clean
-    flagged = pairs.with_columns(contested=contested)
-    flagged = flagged.join(path_support(pairs, flagged.filter("contested")), on=_KEYS, how="left",
-                           maintain_order="left").with_columns(pl.col("support").fill_null(0.0))
-    flagged = flagged.sort("score", "support", "left_id", "right_id", descending=True)
-    best = [pl.struct(side).is_first_distinct() for side in sides]  # one sort, not a ranking per group
-    flagged = flagged.with_columns(keep=~both_clean | (best[0] & best[1])).drop("contested", "support")
-    return flagged.filter("keep").drop("keep"), flagged.filter(~pl.col("keep")).drop("keep")
+    rows = pairs.with_row_index("_row").filter(contested)  # a group with two pairs is wholly in here
+    ranked = rows.join(path_support(pairs, rows), on=_KEYS, how="left").with_columns(pl.col("support").fill_null(0.0))
+    ranked = ranked.sort("score", "support", "left_id", "right_id", descending=True)
+    best = pl.struct(sides[0]).is_first_distinct() & pl.struct(sides[1]).is_first_distinct()
+    keep = np.ones(pairs.height, dtype=bool)
+    keep[ranked.filter(~best)["_row"].to_numpy()] = False
+    mask = pl.Series(keep)
+    return pairs.filter(mask), pairs.filter(~mask)
 
 
 def path_support(pairs: pl.DataFrame, of: pl.DataFrame) -> pl.DataFrame:
     """(pair keys, support) for the pairs ``of``: the strongest two-step path of ``pairs`` between their records.
 
-    A path a - c - b is as strong as its weaker step. It is computed only for
-    the contested pairs, so the join costs their records' degrees, not the run's.
+    A path a - c - b is as strong as its weaker step. Only the steps leaving
+    the pairs' own records are read, so the cost follows the contested pairs, not the run.
     """
-    steps = pl.concat([
-        pairs.select(a_s="left_source", a="left_id", c_s="right_source", c="right_id", s="score"),
-        pairs.select(a_s="right_source", a="right_id", c_s="left_source", c="left_id", s="score"),
-    ])
+    def steps(ends: pl.DataFrame) -> pl.DataFrame:  # every pair touching a record of ends, as a (ends) -> c step
+        fwd = pairs.join(ends, left_on=["left_source", "left_id"], right_on=["s", "i"], how="semi")
+        rev = pairs.join(ends, left_on=["right_source", "right_id"], right_on=["s", "i"], how="semi")
+        return pl.concat([
+            fwd.select(a_s="left_source", a="left_id", c_s="right_source", c="right_id", s="score"),
+            rev.select(a_s="right_source", a="right_id", c_s="left_source", c="left_id", s="score"),
+        ])
+
+    first = steps(of.select(s="left_source", i="left_id").unique())  # from the pair's left record
+    second = steps(of.select(s="right_source", i="right_id").unique()).rename({"s": "s2"})  # from its right one
     return (
         of.select(_KEYS)
-        .join(steps, left_on=["left_source", "left_id"], right_on=["a_s", "a"])
-        .join(steps.rename({"s": "s2"}), left_on=["c_s", "c", "right_source", "right_id"],
-              right_on=["a_s", "a", "c_s", "c"])
+        .join(first, left_on=["left_source", "left_id"], right_on=["a_s", "a"])
+        .join(second, left_on=["c_s", "c", "right_source", "right_id"], right_on=["c_s", "c", "a_s", "a"])
         .group_by(_KEYS)
         .agg(support=pl.min_horizontal("s", "s2").max())
     )
@@ -101,21 +109,21 @@ def _repair(
 
     Returns new labels, a keep-mask over ``edges`` and how many clusters were bad.
     """
-    frame = nodes.select("source").with_columns(cluster=pl.Series(labels))
-    size = frame.group_by("cluster").len("n")
-    clean_dups = (
-        frame.filter(pl.col("source").is_in(list(clean))).group_by("cluster", "source").len("n").filter(pl.col("n") > 1)
+    size = np.bincount(labels, minlength=len(labels))
+    clean_nodes = nodes.select("source").with_columns(cluster=pl.Series(labels)).filter(
+        pl.Series(size[labels] > 1) & pl.col("source").is_in(list(clean))
     )
-    bad = pl.concat([size.filter(pl.col("n") > max_size).select("cluster"), clean_dups.select("cluster")]).unique()
+    clean_dups = clean_nodes.group_by("cluster", "source").len("n").filter(pl.col("n") > 1)
+    bad_set = set(np.flatnonzero(size > max_size).tolist()) | set(clean_dups["cluster"].to_list())
     keep = np.ones(edges.height, dtype=bool)
-    if bad.is_empty():
+    if not bad_set:
         return labels, keep, 0
-    bad_set = set(bad["cluster"].to_list())
     in_bad = np.isin(labels[edges["u"].to_numpy()], list(bad_set))
     idx = np.flatnonzero(in_bad)
     order = idx[np.argsort(-edges["score"].to_numpy()[idx], kind="stable")]
     u_all, v_all = edges["u"].to_numpy(), edges["v"].to_numpy()
-    src = nodes["source"].to_list()
+    members_of_bad = np.flatnonzero(np.isin(labels, list(bad_set)))
+    src = dict(zip(members_of_bad.tolist(), nodes["source"].gather(members_of_bad).to_list(), strict=True))
     parent: dict[int, int] = {}
     members: dict[int, dict[str, int]] = {}
     sizes: dict[int, int] = {}
@@ -149,18 +157,37 @@ def _repair(
     return components(len(labels), kept_u, kept_v), keep, len(bad_set)
 
 
-def _entity_ids(assign: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+def _cluster_facts(assign: pl.DataFrame) -> pl.DataFrame:
+    """Per cluster: its anchor (smallest ``source:source_id``) and type (its members' most common, ties by name).
+
+    One pass over the records; only the few clusters whose members disagree on the type are counted out.
+    """
+    facts = assign.group_by("cluster").agg(
+        anchor=pl.concat_str("source", "source_id", separator=":").min(),
+        entity_type=pl.col("type").min(),
+        mixed=pl.col("type").min() != pl.col("type").max(),
+    )
+    mixed = facts.filter("mixed").select("cluster")
+    if mixed.is_empty():
+        return facts.drop("mixed")
+    votes = (
+        assign.join(mixed, on="cluster", how="semi").group_by("cluster", "type").len("n")
+        .sort("n", "type", descending=[True, False]).unique("cluster", keep="first")
+    )
+    return facts.join(votes.select("cluster", voted="type"), on="cluster", how="left").select(
+        "cluster", "anchor", entity_type=pl.coalesce("voted", "entity_type")
+    )
+
+
+def _entity_ids(assign: pl.DataFrame, anchors: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
     """entity_id per cluster: inherited from the previous crosswalk by majority, else its anchor record.
 
     The anchor is the cluster's smallest (source, source_id), so a cluster that
     does not change keeps its id even without a previous crosswalk; when
     members move, the previous id follows the larger share of its records.
     """
-    anchor = assign.group_by("cluster").agg(
-        anchor=pl.concat_str("source", "source_id", separator=":").min()
-    )
     if previous is None or previous.is_empty():
-        return anchor.select("cluster", entity_id=pl.col("anchor"))
+        return anchors.select("cluster", entity_id=pl.col("anchor"))
     votes = (
         assign.join(previous.select("source", "source_id", "entity_id"), on=["source", "source_id"])
         .group_by("cluster", "entity_id")
@@ -169,7 +196,7 @@ def _entity_ids(assign: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataF
     # each old id goes to the cluster holding most of its records; each cluster takes its best-held old id
     claimed = votes.sort("n", "cluster", descending=[True, False]).unique("entity_id", keep="first")
     chosen = claimed.sort("n", "entity_id", descending=[True, False]).unique("cluster", keep="first")
-    out = anchor.join(chosen.select("cluster", "entity_id"), on="cluster", how="left")
+    out = anchors.join(chosen.select("cluster", "entity_id"), on="cluster", how="left")
     taken = set(chosen["entity_id"].to_list())
     fresh = pl.when(pl.col("anchor").is_in(list(taken))).then(pl.concat_str("anchor", pl.lit("~"))).otherwise("anchor")
     return out.select("cluster", entity_id=pl.coalesce("entity_id", fresh))
@@ -189,11 +216,12 @@ def cluster_pairs(
     ``records`` needs ``source``, ``source_id`` and ``type``; every record gets
     an entity, a record without accepted pairs its own. The entity's type is
     its members' most common type (sources disagree on movie vs series).
+    Crosswalk rows come in the order of ``records``.
     """
     sc = scores if isinstance(scores, pl.DataFrame) else pl.from_arrow(scores)
     recs = records if isinstance(records, pl.DataFrame) else pl.from_arrow(records)
-    nodes = recs.select("source", "source_id", "type").unique(["source", "source_id"], keep="first")
-    nodes = nodes.sort("source", "source_id").with_row_index("node")
+    nodes = recs.select("source", "source_id", "type")  # numbered in the records' order: sorting costs more than
+    nodes = nodes.filter(pl.struct("source", "source_id").is_first_distinct()).with_row_index("node")  # it buys
     accepted = sc.filter(pl.col("match")).select(*_KEYS, "score")
     kept, dropped = mutual_best(accepted, clean_sources)
     dropped = dropped.with_columns(reason=pl.lit("one_to_one"))
@@ -213,24 +241,21 @@ def cluster_pairs(
     prev = None
     if previous is not None:
         prev = previous if isinstance(previous, pl.DataFrame) else pl.from_arrow(previous)
-    entity = _entity_ids(assign, prev)
-    etype = (
-        assign.group_by("cluster", "type").len("n").sort("n", "type", descending=[True, False])
-        .unique("cluster", keep="first").select("cluster", entity_type="type")
-    )
-    assign = assign.join(entity, on="cluster").join(etype, on="cluster")
-    crosswalk = assign.sort("source", "source_id").select(
+    facts = _cluster_facts(assign)
+    facts = facts.join(_entity_ids(assign, facts, prev), on="cluster")
+    row = np.empty(nodes.height, dtype=np.int64)  # cluster label -> its row in facts: a gather, not a join per node
+    row[facts["cluster"].to_numpy()] = np.arange(facts.height)
+    per_node = facts.select("entity_id", "entity_type")[row[labels]]
+    crosswalk = pl.concat([nodes.select("source", "source_id"), per_node], how="horizontal").select(
         "source", "source_id", "entity_id", type="entity_type", run_id=pl.lit(run_id)
     )
-    evidence = (
-        edges.filter(pl.Series(keep))
-        .join(assign.select(u="node", entity_id="entity_id"), on="u")
-        .select(*_KEYS, "score", "entity_id")
+    evidence = edges.filter(pl.Series(keep)).select(*_KEYS, "score").with_columns(
+        entity_id=per_node["entity_id"].gather(u[keep])
     )
     return ClusterResult(
         crosswalk=conform(crosswalk.to_arrow(), CROSSWALK),
         evidence=evidence,
         dropped=pl.concat([dropped.select(*_KEYS, "score", "reason"), cut]),
-        n_entities=assign["entity_id"].n_unique(),
+        n_entities=facts.height,
         n_split=n_split,
     )
