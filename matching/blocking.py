@@ -782,8 +782,8 @@ class _CheapSide:
         differ = np.flatnonzero((self.name_id[left] != self.name_id[right]) & ~name_given)
         # lists, not object arrays: rapidfuzz reads them twice as fast and its threads then scale
         ratio[differ] = process.cpdist(
-            self.names[left[differ]].tolist(), self.names[right[differ]].tolist(), scorer=fuzz.ratio, workers=-1,
-            dtype=np.float32,
+            self.names[left[differ]].tolist(), self.names[right[differ]].tolist(), scorer=fuzz.ratio,
+            workers=pl.thread_pool_size(), dtype=np.float32,
         )
         gap = np.nan_to_num(np.abs(self.year[left] - self.year[right]), nan=0.0).clip(0, 10)
         minutes = np.nan_to_num(np.abs(self.runtime[left] - self.runtime[right]), nan=0.0).clip(0, 10)

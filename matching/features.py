@@ -83,7 +83,8 @@ class PairFrame:
             left, right, rows = self.strings(column)
             result = np.full(self.df.height, np.nan, dtype=np.float32)
             if len(rows):
-                scored = process.cpdist(left, right, scorer=scorer, processor=processor, workers=-1, dtype=np.float32)
+                scored = process.cpdist(left, right, scorer=scorer, processor=processor,
+                                        workers=pl.thread_pool_size(), dtype=np.float32)
                 if scorer is not JaroWinkler.normalized_similarity:
                     scored /= np.float32(100.0)
                 result[rows] = scored
@@ -120,7 +121,8 @@ def _alias_best(pf: PairFrame) -> np.ndarray:
     )
     crossed = forms.explode("left").explode("right").drop_nulls()
     score = process.cpdist(
-        crossed["left"].to_list(), crossed["right"].to_list(), scorer=fuzz.token_sort_ratio, workers=-1
+        crossed["left"].to_list(), crossed["right"].to_list(), scorer=fuzz.token_sort_ratio,
+        workers=pl.thread_pool_size(),
     )
     best = crossed.select("row", s=pl.Series(score / 100, dtype=pl.Float32)).group_by("row").agg(pl.max("s"))
     out = pf.score("name_norm", fuzz.token_sort_ratio).copy()

@@ -1,5 +1,8 @@
+import multiprocessing
+import os
 import pickle
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 
 import polars as pl
 import pytest
@@ -12,6 +15,7 @@ from matching.labels import crosswalk_pairs
 from matching.pipeline import (
     PLAN_FILES,
     MatchConfig,
+    _threads_per_worker,
     match_records,
     plan_run,
     read_partition_stats,
@@ -183,3 +187,11 @@ def test_config_rules_replace_the_default_blocking(sample_run, tmp_path) -> None
     assert len(MatchConfig().plan(records).rules) > 1
     plan_run(records, tmp_path, MatchConfig(n_partitions=2, rules=(title_exact().keep(1),)))
     assert [r.name for r in load_plan(tmp_path / "plan.pkl").rules] == ["title_exact"]
+
+
+def test_pool_workers_get_their_share_of_the_cores() -> None:
+    before = os.environ.get("POLARS_MAX_THREADS")
+    with _threads_per_worker(2), ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        threads = pool.submit(pl.thread_pool_size).result()
+    assert threads == max(1, pl.thread_pool_size() // 2)
+    assert os.environ.get("POLARS_MAX_THREADS") == before
