@@ -258,18 +258,30 @@ def damaged(exc: duckdb.Error) -> bool:
     return "Corrupt database file" in text or "checksum" in text or "Could not read enough bytes" in text
 
 
-def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
-    """DuckDB's handle on ``path``, retried (50 ms, doubling to 1 s) while another process holds the file."""
+def pauses(wait: float) -> Iterator[float]:
+    """Sleeps between tries of something another process holds: 50 ms doubling to 1 s, ``wait`` seconds in all.
+
+    Each ``next`` sleeps the next pause and returns it; the iterator ends
+    when ``wait`` is spent (at once when it is 0), and the caller gives up.
+    """
     deadline = time.monotonic() + wait
     pause = 0.05
+    while (left := deadline - time.monotonic()) > 0:
+        slept = min(pause, left)
+        time.sleep(slept)
+        yield slept
+        pause = min(pause * 2, 1.0)
+
+
+def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """DuckDB's handle on ``path``, retried (:func:`pauses`) while another process holds the file."""
+    retries = pauses(wait)
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
-            if not _held(exc) or time.monotonic() + pause > deadline:
+            if not _held(exc) or next(retries, None) is None:
                 raise StoreError(_explain_open_error(path, exc, waited=wait)) from exc
-        time.sleep(pause)
-        pause = min(pause * 2, 1.0)
 
 
 def _held(exc: duckdb.Error) -> bool:

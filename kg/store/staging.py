@@ -27,14 +27,13 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
 
-from kg.store.db import DEFAULT_PATH, Store, _connect
+from kg.store.db import DEFAULT_PATH, Store, _connect, pauses
 from kg.store.errors import StoreError
 
 STAGING_SUFFIX = ".staging"
@@ -91,21 +90,17 @@ def _merge_lock(path: Path, wait: float) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + wait
-        pause = 0.05
+        retries = pauses(wait)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if next(retries, None) is None:
                     after = f" after waiting {wait:g} s" if wait else ""
                     raise StoreError(
                         f"{path}: another staged merge holds {lock.name}{after}; try again when it is done (wait=)"
                     ) from None
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, 1.0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

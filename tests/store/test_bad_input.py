@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from itertools import islice
 from pathlib import Path
 
 import duckdb
@@ -12,6 +13,7 @@ import pytest
 
 from kg.graph import Graph
 from kg.store import SCHEMA_VERSION, RunInfo, Store, StoreError, merge_entities, merge_relations
+from kg.store.db import pauses
 from schemas.tables import CROSSWALK, RECORDS, RELATIONS
 from tests.store.helpers import crosswalk, fingerprint, hold, matching_run, rec, records, rel, relations, table
 
@@ -224,3 +226,9 @@ def test_waiting_has_a_limit_and_says_so(store_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_retry_pauses_double_and_end_with_the_wait() -> None:
+    assert list(pauses(0)) == []  # wait=0: one try, no retry
+    assert list(islice(pauses(10), 3)) == [0.05, 0.1, 0.2]
+    assert sum(pauses(0.3)) <= 0.3
