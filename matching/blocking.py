@@ -439,7 +439,7 @@ def blocking_columns(records: pa.Table | pl.DataFrame, groups: dict[str, str]) -
 
 
 def sort_key() -> pl.Expr:
-    """Neighbourhood order inside an oversized block: year, then title in alphabetical order, then record.
+    """Neighbourhood order inside an oversized block: year, then title in alphabetical order, then who made it.
 
     Alphabetical, not hashed: a typo past the first letters ('Secret Kingdom
     in Nenejo' / 'in eNnejo') keeps a title beside its original in a big
@@ -456,6 +456,14 @@ def sort_key() -> pl.Expr:
     it, 663 share one with it. Needs ``year``, ``name_norm``, ``director_sig``,
     ``cast_sig``, ``writer_sig``, ``source``, ``source_id`` of all records at
     once (a partner is often in another chunk of a large catalogue).
+
+    Records of one title and year are ordered by their writers, else cast,
+    else directors (the record itself when it names none), so a common
+    title's namesakes of one year line up entity by entity, not at random:
+    at 10M, 11,749 true pairs with the same title and year shared no window
+    of their ``title_exact`` block, and every one had the same writers on
+    both sides (6,702 the same cast, 76 the same directors: a source often
+    leaves the directors out).
     """
     made_by = lambda sig: pl.when(pl.col(sig).is_not_null()).then(  # noqa: E731
         pl.col("year").max().over("name_norm", sig)
@@ -465,7 +473,7 @@ def sort_key() -> pl.Expr:
     return (
         sort_year * 2**48
         + pl.col("name_norm").rank("dense").fill_null(0).cast(pl.UInt64) * 2**16
-        + pl.struct("source", "source_id").hash(_SEED) % 2**16
+        + pl.coalesce("writer_sig", "cast_sig", "director_sig", pl.struct("source", "source_id").hash(_SEED)) % 2**16
     ).alias("sort_key")
 
 

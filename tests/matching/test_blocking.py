@@ -291,6 +291,17 @@ def test_undated_record_without_director_or_cast_sorts_beside_the_dated_one_with
     assert _finds_59(recs, plan_partitions(recs, [title_exact().keep(1)], n_partitions=2, max_block=40))
 
 
+def test_namesakes_of_one_year_line_up_by_their_makers() -> None:
+    """Two hundred 'Mother's of 2000, each in sources a and b; b leaves the directors out. In windows of 40, every
+    record must still meet its own entity: ordered by writers, the two copies sit side by side."""
+    rows = [movie("a", f"{i}", "Mother", 2000, directors=[f"Director {i}"], writers=[f"Writer {i}"])
+            for i in range(200)]
+    rows += [movie("b", f"{i}", "Mother", 2000, writers=[f"Writer {i}"]) for i in range(200)]
+    recs = records(rows)
+    pairs = pl.from_arrow(all_candidate_pairs(recs, plan_partitions(recs, [title_exact().keep(1)], max_block=40)))
+    assert pairs.filter(pl.col("left_id") == pl.col("right_id")).height == 200
+
+
 def test_undated_record_known_by_an_alias_meets_its_partner_only_when_spread() -> None:
     """Its own title ('Madeo') has no dated twin to place it by, so it sorts first, in the oldest window."""
     recs = _mothers({"name": "Madeo", "aliases": ["Mother"]})
