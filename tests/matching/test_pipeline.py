@@ -123,9 +123,9 @@ def test_plan_pickles_and_refuses_another_polars_or_format(run, tmp_path) -> Non
     path.write_bytes(pickle.dumps(doc))
     with pytest.raises(KGError, match="polars 0.0.1"):
         load_plan(path)
-    doc["format"] = 1  # an older toolkit's plan: its partitions' inputs lack columns this one reads
+    doc["format"] = 2  # an older toolkit's plan: its windows cut other sort keys
     path.write_bytes(pickle.dumps(doc))
-    with pytest.raises(KGError, match="a plan of format 1, this toolkit reads format 2; re-plan"):
+    with pytest.raises(KGError, match="a plan of format 2, this toolkit reads format 3; re-plan"):
         load_plan(path)
 
 
