@@ -371,7 +371,8 @@ def _threads_per_worker(workers: int) -> Iterator[None]:
     Every worker otherwise starts a thread per core: 2 workers on 2 cores ran
     4 busy threads, and the partitions took 7% longer (1M records, 8
     partitions: 36.4-37.8 s against 34.4-34.7 s). The children read the
-    variable when they import polars, so it is set only while they start.
+    variable when they import polars, so it is set while the pool runs and
+    restored after.
     """
     before = os.environ.get("POLARS_MAX_THREADS")
     os.environ["POLARS_MAX_THREADS"] = str(max(1, pl.thread_pool_size() // workers))
