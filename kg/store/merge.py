@@ -46,7 +46,7 @@ import pyarrow as pa
 from kg.store.db import Store, first
 from kg.store.errors import StoreError
 from kg.store.runs import RunInfo, record_run
-from kg.store.schema import RECORD_COLUMNS
+from kg.store.schema import EDGE_KEY, RECORD_COLUMNS
 from schemas.ontology import Ontology, load_ontology
 from schemas.tables import CROSSWALK, RECORDS, RELATIONS, SchemaMismatch, conform
 
@@ -621,12 +621,7 @@ def _check_relation_profile(con: duckdb.DuckDBPyConnection, ontology: Ontology, 
 # (_REPEAT_LOSERS), so one row per claim is inserted.
 _INSERT_CLAIMS = """
 INSERT INTO claims
-WITH resolved AS (
-    SELECT r.*, coalesce(sa.entity_id, r.subject_id) AS sid, coalesce(oa.entity_id, r.object_id) AS oid
-    FROM _kg_in_relations r
-    LEFT JOIN id_aliases sa ON sa.alias_id = r.subject_id
-    LEFT JOIN id_aliases oa ON oa.alias_id = r.object_id
-),
+WITH resolved AS ({resolved}),
 oriented AS (
     SELECT *,
         CASE WHEN list_contains($symmetric::VARCHAR[], relation) THEN least(sid, oid) ELSE sid END AS s,
@@ -644,11 +639,19 @@ SELECT k.claim_id, k.edge_id, k.subject, k.subject_type, k.relation, k.object, k
        CASE WHEN k.edge_id IS NULL THEN k.subject_id ELSE k.s END,
        CASE WHEN k.edge_id IS NULL THEN k.object_id ELSE k.o END,
        k.confidence, k.doc_id, k.evidence, k.start, k."end", k.status, k.reason, k.model, k.prompt_version,
-       k.run_id, $merge_id
+       k.run_id, $merge_id, {edge_key}
 FROM keyed k
 WHERE NOT EXISTS (SELECT 1 FROM claims c WHERE c.claim_id = k.claim_id)
 {repeats}
 """
+
+# Each input row with its ids as stored: an id a matching run proposed and the store mapped elsewhere goes through
+# id_aliases; _AS_GIVEN when the store has no alias (a first load), which spares two joins over the whole input.
+_RESOLVED = """SELECT r.*, coalesce(sa.entity_id, r.subject_id) AS sid, coalesce(oa.entity_id, r.object_id) AS oid
+    FROM _kg_in_relations r
+    LEFT JOIN id_aliases sa ON sa.alias_id = r.subject_id
+    LEFT JOIN id_aliases oa ON oa.alias_id = r.object_id"""
+_AS_GIVEN = "SELECT *, subject_id AS sid, object_id AS oid FROM _kg_in_relations"
 
 # What a claim's id is the md5 of: the run, the document, the mention texts, types and input ids, span, status, quote.
 _CLAIM_KEY = """concat_ws(chr(31), run_id, doc_id, subject, subject_type, relation, object, object_type,
@@ -696,7 +699,10 @@ def _insert_claims(con: duckdb.DuckDBPyConnection, symmetric: list[str], merge_i
     most = _count(con, "SELECT coalesce(max(n), 0) FROM _kg_repeats")
     if most:
         con.execute(_REPEAT_LOSERS.format(candidates=_PAIRS if most == 2 else _HASHED))
-    sql = _INSERT_CLAIMS.format(claim_key=_CLAIM_KEY, repeats=_DROP_REPEATS if most else "")
+    sql = _INSERT_CLAIMS.format(
+        resolved=_RESOLVED if _count(con, "SELECT count(*) FROM id_aliases") else _AS_GIVEN,
+        claim_key=_CLAIM_KEY, edge_key=EDGE_KEY.format("k.edge_id"), repeats=_DROP_REPEATS if most else "",
+    )
     return _count(con, sql, {"symmetric": symmetric, "merge_id": merge_id})
 
 

@@ -11,6 +11,7 @@ of hops and the frontier, not with the size of the graph.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from rapidfuzz import fuzz, process
 
 from kg.store.db import damaged
 from kg.store.errors import StoreError, UnknownEntity
+from kg.store.schema import edge_key
 from schemas.ontology import Ontology
 
 DIRECTIONS = ("out", "in", "both")
@@ -424,9 +426,11 @@ _EVIDENCE_SQL = """
 SELECT c.edge_id, c.claim_id, c.subject, c.relation, c.object, c.confidence, c.doc_id, c.start, c."end",
        c.evidence, c.model, c.prompt_version, c.run_id, r.merged_at, c.status
 FROM claims c LEFT JOIN runs r USING (run_id)
-WHERE c.edge_id = $edge
+WHERE c.edge_key = $key
 ORDER BY c.confidence DESC NULLS LAST, c.doc_id, c.start, c.claim_id
 """
+
+_MD5_HEX = re.compile("[0-9a-f]{32}")
 
 
 def evidence(con: duckdb.DuckDBPyConnection, edge_id: str) -> pl.DataFrame:
@@ -435,7 +439,11 @@ def evidence(con: duckdb.DuckDBPyConnection, edge_id: str) -> pl.DataFrame:
     Every edge has at least one accepted claim (edges are made from them), so
     no claim means no such edge.
     """
-    found = frame(con, _EVIDENCE_SQL, {"edge": edge_id})
+    if not _MD5_HEX.fullmatch(edge_id):
+        raise StoreError(f"no edge with id {edge_id!r}")
+    # Looked up by the 64-bit key alone (DuckDB scans the whole table when a second condition joins the indexed
+    # one), then checked in full: two edges may share a key.
+    found = frame(con, _EVIDENCE_SQL, {"key": edge_key(edge_id)}).filter(pl.col("edge_id") == edge_id)
     if found.height == 0:
         raise StoreError(f"no edge with id {edge_id!r}")
     return found

@@ -12,6 +12,7 @@ what the keys are for.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 META_TABLE = "kg_meta"
@@ -341,10 +342,54 @@ _V3 = [
     "ALTER TABLE entities ADD COLUMN merged_into VARCHAR",
 ]
 
+
+# Version 4, for bulk load speed (a 10M-relation load spent about a tenth of its time on what this changes):
+# * the md5 keys of claims and edges are stored uncompressed. They are random hex, which DuckDB's string
+#   compression only halves, at about a second per 9M values written;
+# * claims get ``edge_key``, the first 16 hex digits of ``edge_id`` as a number, and the evidence index is built
+#   on it: an 8-byte key builds and updates faster than a 32-character one. A look-up checks ``edge_id`` too;
+# * name words come from a split on spaces, not a regex: the same words in a third of the time.
+# Both tables are copied over (columns unchanged, claims' new one last) and their indexes rebuilt.
+EDGE_KEY = "('0x' || left({}, 16))::UBIGINT"  # edge_key of the md5 hex edge_id given as {}
+
+
+def edge_key(edge_id: str) -> int:
+    """EDGE_KEY in Python: the first 16 hex digits of an md5 edge id as a number."""
+    return int(edge_id[:16], 16)
+
+
+TOKENS_BY_SPLIT_MACRO = (
+    "CREATE OR REPLACE MACRO kg_tokens(norm) AS "
+    "list_distinct([w FOR w IN string_split(norm, ' ') IF length(w) >= 2 OR w BETWEEN '0' AND '9'])"
+)
+
+
+def _uncompressed(columns: str, keys: tuple[str, ...]) -> str:
+    for key in keys:
+        columns = re.sub(rf"^(\s*{key} VARCHAR)", r"\1 USING COMPRESSION uncompressed", columns, count=1, flags=re.M)
+    return columns
+
+
+_V4 = [
+    f"CREATE TABLE _kg_v4_claims ({_uncompressed(_KEYLESS['claims'], ('claim_id', 'edge_id'))},\n        "
+    "edge_key UBIGINT)",
+    f"INSERT INTO _kg_v4_claims SELECT *, {EDGE_KEY.format('edge_id')} FROM claims",
+    f"CREATE TABLE _kg_v4_edges ({_uncompressed(_KEYLESS['edges'], ('edge_id',))})",
+    "INSERT INTO _kg_v4_edges SELECT * FROM edges",
+    *(stmt for table in ("claims", "edges")
+      for stmt in (f"DROP TABLE {table}", f"ALTER TABLE _kg_v4_{table} RENAME TO {table}")),
+    "CREATE INDEX claims_edge ON claims (edge_key)",
+    "CREATE INDEX edges_subject ON edges (subject_id)",
+    "CREATE INDEX edges_object ON edges (object_id)",
+    TOKENS_BY_SPLIT_MACRO,
+]
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial graph store", tuple(_V1)),
     Migration(2, "keyless bulk tables with rebuildable indexes, review labels, name token index", tuple(_V2)),
     Migration(3, "entities.merged_into: where a retired entity's records went", tuple(_V3)),
+    Migration(4, "uncompressed md5 keys, claims.edge_key as the evidence index, name words by split",
+              tuple(_V4)),
 ]
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
@@ -359,7 +404,7 @@ INDEXES: dict[str, tuple[str, str]] = {
     "names_entity": ("names", "entity_id"),
     "name_tokens_token": ("name_tokens", "token"),
     "token_df_token": ("token_df", "token"),
-    "claims_edge": ("claims", "edge_id"),
+    "claims_edge": ("claims", "edge_key"),
     "edges_subject": ("edges", "subject_id"),
     "edges_object": ("edges", "object_id"),
 }

@@ -67,6 +67,9 @@ def test_why_and_evidence(graph: Graph) -> None:
     assert {"evidence", "start", "end", "model", "prompt_version", "run_id"} <= set(ev.columns)
     edge_id = ev["edge_id"][0]
     assert graph.evidence(edge_id).height == 2
+    for wrong in (edge_id.upper(), edge_id[:-1], edge_id[:-1] + "0" if edge_id[-1] != "0" else edge_id[:-1] + "1"):
+        with pytest.raises(StoreError, match="no edge"):  # looked up by its first 16 digits, checked in full
+            graph.evidence(wrong)
     with pytest.raises(StoreError, match="no edge"):
         graph.why("P-bale", "acted_in", "E-mother17")
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from kg.graph import Graph
 from kg.store import SCHEMA_VERSION, Store, StoreError, merge_entities, merge_relations, migrate
 from kg.store.cli import register
-from kg.store.schema import INDEXES, MIGRATIONS, Migration
+from kg.store.schema import INDEXES, MIGRATIONS, NORM_MACRO, TOKENS_BY_SPLIT_MACRO, TOKENS_MACRO, Migration
 from tests.store.helpers import (
     build,
     check_invariants,
@@ -42,7 +42,7 @@ def v1_store(tmp_path: Path) -> tuple[Path, Path]:
             if table != "entities":
                 con.execute(f"INSERT INTO {table} SELECT * FROM cur.{table}")
         con.execute("INSERT INTO entities SELECT * EXCLUDE (merged_into) FROM cur.entities")  # added in v3
-        con.execute("INSERT INTO claims SELECT * EXCLUDE (merge_id) FROM cur.claims")  # added in v2
+        con.execute("INSERT INTO claims SELECT * EXCLUDE (merge_id, edge_key) FROM cur.claims")  # added in v2, v4
         edge = con.execute("SELECT edge_id FROM cur.edges ORDER BY edge_id LIMIT 1").fetchone()[0]
         con.execute("INSERT INTO reviews VALUES (?, 'edge', 'correct', 'ana', 'checked', now())", [edge])
         con.execute("DETACH cur")
@@ -72,7 +72,9 @@ def test_v1_store_migrates_to_what_a_fresh_build_holds(tmp_path: Path) -> None:
     for table in (*V1_TABLES, "name_tokens", "token_df"):
         assert table_rows(old, f"SELECT * FROM {table}") == table_rows(current, f"SELECT * FROM {table}"), table
     claims = "SELECT * EXCLUDE (merge_id) FROM claims"
-    assert table_rows(old, claims) == table_rows(current, claims)
+    assert table_rows(old, claims) == table_rows(current, claims)  # edge_key computed for the old claims too
+    ddl = "SELECT sql FROM duckdb_tables() WHERE table_name = 'claims'"
+    assert table_rows(old, ddl) == table_rows(current, ddl)  # md5 keys stored uncompressed in both
     assert table_rows(old, "SELECT target_kind, left_id, label, reviewer, note FROM reviews")[0][2:] == (
         "correct", "ana", "checked")
     assert {r[0] for r in table_rows(old, "SELECT index_name FROM duckdb_indexes()")} == set(INDEXES)
@@ -89,6 +91,23 @@ def test_v1_store_migrates_to_what_a_fresh_build_holds(tmp_path: Path) -> None:
         assert merge_relations(store, relations(), extraction_run()).total == 0
     assert fingerprint(old) == before
     assert migrate(old).steps == []  # nothing left to do
+
+
+def test_words_by_split_are_the_words_by_regex() -> None:
+    """Version 4's kg_tokens splits on spaces where version 2's used a regex: the same words, in the same order."""
+    names = ["Knives Out 2", "Rocky IV", "a b c 1 22 x9 9x", "Mother!", "  Glass   Onion: A Knives Out Mystery ",
+             "Жизнь 2 ж2 é", "कि 3", "Bong Joon-ho", "Amélie", "2001: A Space Odyssey", "", "x", "7"]
+    con = duckdb.connect()
+    try:
+        con.execute(NORM_MACRO)
+        got = {}
+        for macro in (TOKENS_MACRO, TOKENS_BY_SPLIT_MACRO):
+            con.execute(macro)
+            got[macro] = con.execute("SELECT kg_tokens(kg_norm(n)) FROM unnest(?::VARCHAR[]) t(n)", [names]).fetchall()
+    finally:
+        con.close()
+    assert got[TOKENS_MACRO] == got[TOKENS_BY_SPLIT_MACRO]
+    assert sorted(got[TOKENS_MACRO][0][0]) == ["2", "knives", "out"]
 
 
 def test_failed_migration_leaves_store_unchanged(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
