@@ -94,7 +94,15 @@ class Graph:
 
     @contextmanager
     def _snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Several reads from one consistent snapshot."""
+        """Several reads from one consistent snapshot.
+
+        Read-only, the file cannot change while it is open (DuckDB lets no
+        process write it then), so every read sees one state already and the
+        transaction is skipped: it was a tenth of a 1-hop look-up's 2 ms.
+        """
+        if self.store.read_only:
+            yield self._con
+            return
         self._con.begin()
         try:
             yield self._con

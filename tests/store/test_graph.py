@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import polars as pl
 import pytest
 
 from kg.graph import Graph
-from kg.store import StoreError, UnknownEntity
+from kg.store import Store, StoreError, UnknownEntity
 
 
 def test_find_fuzzy_with_type_and_year(graph: Graph) -> None:
@@ -51,6 +53,14 @@ def test_neighbors(graph: Graph) -> None:
         graph.neighbors("P-bong", direction="sideways")
     with pytest.raises(UnknownEntity):
         graph.neighbors("nope")
+
+
+def test_read_only_graph_keeps_every_writer_out(graph: Graph, store_path: Path) -> None:
+    """Why a read-only Graph reads without a transaction: while it is open no merge can change the file, from
+    another process (DuckDB's file lock) or from this one (DuckDB refuses a second, read-write configuration)."""
+    with pytest.raises(StoreError, match="different configuration"):
+        Store.open(store_path)
+    assert graph.neighbors("P-bong", direction="out").height == 2
 
 
 def test_relations(graph: Graph) -> None:
