@@ -215,6 +215,8 @@ class Store:
         with self.write_lock():
             have = self._index_names()
             missing = [name for name in INDEXES if name not in have]
+            if not missing:  # every open lands here: no catalog query, no thread pool
+                return missing
             by_table: dict[str, list[str]] = {}
             for name in missing:
                 by_table.setdefault(INDEXES[name][0], []).append(name)
