@@ -865,7 +865,8 @@ def all_candidate_pairs(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -
 # 2: partition inputs carry writer_sig, and blocks of a shared name rank partners without the names; a task
 # of a format-1 run would miss a column or pair differently from its siblings.
 # 3: windows order a title's namesakes of one year by their makers: an older plan's bucket bounds cut other keys
-_PLAN_FORMAT = 3
+# 4: partition inputs are Arrow IPC files (prepared.arrow, units.arrow), not Parquet
+_PLAN_FORMAT = 4
 
 
 def save_plan(plan: PartitionPlan, path: str | Path) -> Path:

@@ -64,7 +64,7 @@ def test_partition_inputs_hold_what_its_pairs_need(run, sample_run) -> None:
     sizes = []
     for p in range(plan.n_partitions):
         inputs = run_dir / "inputs" / f"part-{p:04d}"
-        prepared, units = pl.read_parquet(inputs / "prepared.parquet"), pl.read_parquet(inputs / "units.parquet")
+        prepared, units = pl.read_ipc(inputs / "prepared.arrow"), pl.read_ipc(inputs / "units.arrow")
         sizes.append(prepared.height)
         from_members = candidate_pairs(None, plan, p, prepared=prepared, units=units)
         from_all = candidate_pairs(sample_run.records, plan, p)
@@ -80,9 +80,9 @@ def test_normalising_in_chunks_plans_the_same_inputs(run, sample_run, monkeypatc
     monkeypatch.setattr(pipeline, "PLAN_CHUNK", sample_run.records.height // 3 + 1)
     plan_run(sample_run.records, tmp_path, MatchConfig(n_partitions=4))
     for p in range(4):
-        for name in ("prepared.parquet", "units.parquet"):
+        for name in ("prepared.arrow", "units.arrow"):
             path = f"inputs/part-{p:04d}/{name}"
-            assert pl.read_parquet(tmp_path / path).equals(pl.read_parquet(run_dir / path)), path
+            assert pl.read_ipc(tmp_path / path).equals(pl.read_ipc(run_dir / path)), path
 
 
 def test_process_pool_gives_the_same_shards(run, sample_run, tmp_path) -> None:
@@ -123,9 +123,9 @@ def test_plan_pickles_and_refuses_another_polars_or_format(run, tmp_path) -> Non
     path.write_bytes(pickle.dumps(doc))
     with pytest.raises(KGError, match="polars 0.0.1"):
         load_plan(path)
-    doc["format"] = 2  # an older toolkit's plan: its windows cut other sort keys
+    doc["format"] = 3  # an older toolkit's plan: its partitions read Parquet inputs
     path.write_bytes(pickle.dumps(doc))
-    with pytest.raises(KGError, match="a plan of format 2, this toolkit reads format 3; re-plan"):
+    with pytest.raises(KGError, match="a plan of format 3, this toolkit reads format 4; re-plan"):
         load_plan(path)
 
 
