@@ -720,7 +720,8 @@ def _partition_pairs(
     prep: pl.DataFrame, units: pl.DataFrame, side: _CheapSide, plan: PartitionPlan, partition: int
 ) -> pa.Table:
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
-    mine = mine.join(prep.select("rid", "src"), on="rid")
+    # a membership's row number names its (unit, rid) in one integer: top-k groups by it, not by two columns
+    mine = mine.join(prep.select("rid", "src"), on="rid").with_row_index("member")
     keep = pl.col("rid") < pl.col("rid_r")
     if not plan.within_source:
         keep &= pl.col("src") != pl.col("src_r")  # before the name joins: most in-block pairs are same-source
@@ -807,15 +808,19 @@ def _top_k(pairs: pl.DataFrame, score: np.ndarray, k_by_prio: dict[int, int]) ->
     Ties are broken by the partner's rid inside one integer key (score in the
     high bits), so the ranking is the same on every run without sorting
     millions of pairs first. Where k is 1 (most pairs: the wide rules), the
-    best is found with a group max, cheaper than a rank.
+    best is found with a group max, cheaper than a rank. A group (unit,
+    record, other source) is one integer, the membership's row number and the
+    source: grouping by one column takes half the time of three.
     """
     quantised = ((np.clip(score, -1.0, 2.0) + 1.0) * 1_000_000).astype(np.int64) * 2**32
     scored = pairs.with_columns(
-        q=pl.Series(quantised), k=(pl.col("unit") // _PRIO).replace_strict(k_by_prio, return_dtype=pl.UInt32)
+        q=pl.Series(quantised), k=(pl.col("unit") // _PRIO).replace_strict(k_by_prio, return_dtype=pl.UInt32),
+        by_left=pl.col("member").cast(pl.UInt64) * 2**16 + pl.col("src_r"),
+        by_right=pl.col("member_r").cast(pl.UInt64) * 2**16 + pl.col("src"),
     )
     best_for_left = pl.col("q") - pl.col("rid_r").cast(pl.Int64)
     best_for_right = pl.col("q") - pl.col("rid").cast(pl.Int64)
-    by_left, by_right = ("unit", "rid", "src_r"), ("unit", "rid_r", "src")
+    by_left, by_right = "by_left", "by_right"
     ones = scored.filter(pl.col("k") == 1).filter(
         (best_for_left == best_for_left.max().over(by_left)) | (best_for_right == best_for_right.max().over(by_right))
     )
