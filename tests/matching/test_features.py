@@ -1,10 +1,13 @@
 import math
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from rapidfuzz import fuzz
+from rapidfuzz.distance import JaroWinkler
 
-from matching.features import FEATURE_REGISTRY, describe_features, pair_features
+from matching.features import FEATURE_REGISTRY, PairFrame, describe_features, pair_features
 from schemas.tables import CANDIDATE_PAIRS, conform
 from tests.matching.builders import movie, person, records
 
@@ -89,3 +92,46 @@ def test_title_frequency_counts_all_records() -> None:
     recs = records([movie(s, str(i), "Mother", 2000 + i) for i in range(4) for s in ("a", "b")])
     row = pl.from_arrow(pair_features(_pairs(("a", "0", "b", "0")), recs)).row(0, named=True)
     assert row["title_freq"] == 3.0  # log2(8)
+
+
+@pytest.mark.parametrize(
+    "scorer", [fuzz.ratio, fuzz.token_set_ratio, fuzz.token_sort_ratio, fuzz.partial_ratio, fuzz.WRatio,
+               JaroWinkler.normalized_similarity],
+)
+def test_string_scores_are_the_scorers_own_identical_values_included(scorer) -> None:
+    """Identical values skip the scorer only where it would give its top score: not a string without a word."""
+    left = ["knives out", "knives out", "!!", " ", "", "rocky 4", None, "a"]
+    right = ["knives out", "glass onion", "!!", " ", "", "rocky iv", "a", None]
+    frame = PairFrame(pl.DataFrame({"t": left, "t_r": right}))
+    got = frame.score("t", scorer)
+    top = 1.0 if scorer is JaroWinkler.normalized_similarity else 100.0
+    want = [np.nan if a is None or b is None else scorer(a, b) / top for a, b in zip(left, right, strict=True)]
+    np.testing.assert_allclose(got, np.array(want, dtype=np.float32), rtol=1e-6)
+    assert fuzz.token_set_ratio(" ", " ") == 0.0  # why the shortcut needs a letter or digit
+
+
+def test_alias_best_takes_a_shared_form_as_full_and_scores_the_rest() -> None:
+    recs = records([
+        movie("a", "1", "Knives Out", 2019, aliases=["Punales por la espalda"]),
+        movie("b", "1", "Punales por la Espalda", 2019, aliases=["Cuchillos"]),
+        movie("a", "2", "The Sisters", 2019, aliases=["Schwestern"]),
+        movie("b", "2", "Sister", 2019, aliases=["Die Schwester"]),
+    ])  # fmt: skip
+    rows = pl.from_arrow(pair_features(_pairs(("a", "1", "b", "1"), ("a", "2", "b", "2")), recs))
+    assert _row(rows, "1", "1")["alias_best"] == 1.0
+    forms = (["sisters", "schwestern"], ["sister", "schwester"])
+    best = max(fuzz.token_sort_ratio(x, y) for x in forms[0] for y in forms[1]) / 100
+    assert _row(rows, "2", "2")["alias_best"] == pytest.approx(best, rel=1e-6)
+
+
+def test_set_features_count_shared_names() -> None:
+    recs = records([
+        movie("a", "1", "Heat", 1995, directors=["Michael Mann", "Craig, Daniel"], cast=["Al Pacino", "Robert De Niro"],
+              genres=["Crime", "Drama"]),
+        movie("b", "1", "Heat", 1995, directors=["Daniel Craig", "Ridley Scott"], cast=["robert de niro"],
+              genres=["crime", "thriller", "drama", "action"]),
+    ])  # fmt: skip
+    row = pl.from_arrow(pair_features(_pairs(("a", "1", "b", "1")), recs)).row(0, named=True)
+    assert row["directors_jaccard"] == pytest.approx(1 / 3)  # 'Craig, Daniel' = 'Daniel Craig'
+    assert row["cast_overlap"] == 1.0  # the smaller cast, all shared
+    assert row["genre_jaccard"] == 0.5
