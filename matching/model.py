@@ -83,7 +83,8 @@ class PairModel:
         x = self.matrix(features)
         if len(x) == 0:
             return np.zeros(0, dtype=np.float32)
-        return self.booster.predict(x, num_threads=2).astype(np.float32)
+        # as many threads as polars may use: a pool worker has its share of the cores, not all of them
+        return self.booster.predict(x, num_threads=pl.thread_pool_size()).astype(np.float32)
 
     def contributions(self, features: pa.Table | pl.DataFrame) -> pl.DataFrame:
         """Per-row SHAP-style contributions (log-odds) of every feature, plus the bias and the raw value."""
