@@ -722,9 +722,7 @@ def _partition_pairs(
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
     # a membership's row number names its (unit, rid) in one integer: top-k groups by it, not by two columns
     mine = mine.join(prep.select("rid", "src"), on="rid").with_row_index("member")
-    keep = pl.col("rid") < pl.col("rid_r")
-    if not plan.within_source:
-        keep &= pl.col("src") != pl.col("src_r")  # before the name joins: most in-block pairs are same-source
+    across = not plan.within_source and prep["src"].is_sorted()  # rids follow sources (matching.normalize.prepare)
     k_by_prio = {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)}
     name_given = [prio for prio, rule in enumerate(plan.rules) if rule.name_given]
     # top-k is judged per unit, so units can be enumerated a slice at a time: memory stays bounded
@@ -732,11 +730,34 @@ def _partition_pairs(
     kept = []
     for piece in range(n_slices):
         sub = mine if n_slices == 1 else mine.filter(pl.col("unit") % n_slices == piece)
-        pairs = sub.join(sub, on="unit", suffix="_r").filter(keep)
+        pairs = _pairs_across_sources(sub) if across else _pairs_in_units(sub, plan.within_source)
         given = (pairs["unit"] // _PRIO).is_in(name_given).to_numpy()
         kept.append(_top_k(pairs, side.score(pairs, given), k_by_prio))
     owned = _owned(pl.concat(kept), units, prep.height)
     return _to_table(owned, prep, plan, partition)
+
+
+def _pairs_in_units(members: pl.DataFrame, within_source: bool) -> pl.DataFrame:
+    """Every pair of members sharing a unit, once (rid < rid_r), across sources only unless ``within_source``."""
+    keep = pl.col("rid") < pl.col("rid_r")
+    if not within_source:
+        keep &= pl.col("src") != pl.col("src_r")
+    return members.join(members, on="unit", suffix="_r").filter(keep)
+
+
+def _pairs_across_sources(members: pl.DataFrame) -> pl.DataFrame:
+    """``_pairs_in_units`` across sources, one join per pair of sources: same-source pairs are never made.
+
+    Where rids are numbered in source order, a lower source means a lower
+    rid, so the pairs come out as rid < rid_r. Most in-block pairs are
+    same-source or mirrored: the one self-join and its filter took 3x as long.
+    """
+    by_source = members.partition_by("src", as_dict=True, maintain_order=True)
+    sources = sorted(by_source)
+    joins = [
+        by_source[a].join(by_source[b], on="unit", suffix="_r") for i, a in enumerate(sources) for b in sources[i + 1:]
+    ]
+    return pl.concat(joins) if joins else members.clear().join(members.clear(), on="unit", suffix="_r")
 
 
 def prepare_for(plan: PartitionPlan, records: pa.Table | pl.DataFrame) -> pl.DataFrame:

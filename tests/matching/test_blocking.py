@@ -5,6 +5,8 @@ import polars as pl
 import pytest
 
 from matching.blocking import (
+    _pairs_across_sources,
+    _pairs_in_units,
     all_candidate_pairs,
     candidate_pairs,
     episode_credits,
@@ -319,6 +321,22 @@ def test_enumerating_in_slices_gives_the_same_pairs(monkeypatch) -> None:
     monkeypatch.setattr("matching.blocking._SLICE_PAIRS", 50)
     assert plan.costs[0] // 50 > 2  # really sliced
     assert _keys(candidate_pairs(recs, plan, 0)).equals(whole)
+
+
+def test_pairs_across_sources_are_the_self_join_s_cross_source_pairs() -> None:
+    """One join per pair of sources gives exactly the filtered self-join: each pair once, rid < rid_r."""
+    rng = np.random.default_rng(3)
+    src = np.sort(rng.integers(1, 5, 600)).astype(np.uint16)  # rids numbered in source order
+    members = pl.DataFrame({
+        "rid": np.arange(600, dtype=np.uint32), "unit": rng.integers(0, 40, 600).astype(np.uint64), "src": src,
+    }).with_row_index("member")
+    fast, plain = _pairs_across_sources(members), _pairs_in_units(members, within_source=False)
+    order = ["unit", "rid", "rid_r"]
+    assert fast.height == plain.height > 0
+    assert fast.select(plain.columns).sort(order).equals(plain.sort(order))
+    one_source = members.with_columns(src=pl.lit(1, pl.UInt16))
+    assert _pairs_across_sources(one_source).is_empty()
+    assert _pairs_across_sources(one_source).schema == plain.schema
 
 
 def test_pairing_units_keep_only_units_that_can_pair() -> None:
