@@ -362,3 +362,15 @@ def test_partition_members_bring_every_unit_of_their_members() -> None:
     assert got[1] == ([7, 9], [(0, 1, 0), (0, 2, 1), (1, 2, 1), (1, 3, 2)])
     assert got[2] == ([5, 9], [(0, 1, 0), (0, 3, 2), (1, 2, 1), (1, 3, 2)])
     assert got[3] == ([], [])
+
+
+def test_the_ranking_ratio_is_fuzz_ratio_to_the_last_bit() -> None:
+    """Blocking scores titles with Indel's similarity scaled as fuzz.ratio scales it: the same float32 values."""
+    from rapidfuzz import fuzz, process
+    from rapidfuzz.distance import Indel
+
+    left = ["mother", "", "knives out", "glass onion a knives out mystery", "amelie", "дом", "x" * 300, "rocky 4"]
+    right = ["mother 2", "", "knives out 2", "knives out", "amelie 2", "дома", "x" * 299 + "y", "rocky iv"]
+    ratio = process.cpdist(left, right, scorer=fuzz.ratio, dtype=np.float32)
+    similarity = process.cpdist(left, right, scorer=Indel.normalized_similarity, dtype=np.float64)
+    assert np.array_equal(ratio, (similarity * 100).astype(np.float32))
