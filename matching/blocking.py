@@ -837,28 +837,45 @@ def _top_k(pairs: pl.DataFrame, score: np.ndarray, k_by_prio: dict[int, int]) ->
     """Keep a pair if it is among the k best of either record, per unit and other source.
 
     Ties are broken by the partner's rid inside one integer key (score in the
-    high bits), so the ranking is the same on every run without sorting
-    millions of pairs first. Where k is 1 (most pairs: the wide rules), the
-    best is found with a group max, cheaper than a rank. A group (unit,
-    record, other source) is one integer, the membership's row number and the
-    source: grouping by one column takes half the time of three.
+    high bits), so the values within a group are distinct and the ranking is
+    the same on every run without sorting millions of pairs first. A group
+    (unit, record, other source) is one dense integer, the membership's row
+    number and the source, so its best values are numpy's ``maximum.at`` into
+    an array: 0.6 s against 1.0 s for polars' window maxima and ranks (6.8M
+    in-block pairs of one partition, one thread).
     """
+    if pairs.is_empty():
+        return pairs.select("rid", "rid_r", "unit")
     quantised = ((np.clip(score, -1.0, 2.0) + 1.0) * 1_000_000).astype(np.int64) * 2**32
-    scored = pairs.with_columns(
-        q=pl.Series(quantised), k=(pl.col("unit") // _PRIO).replace_strict(k_by_prio, return_dtype=pl.UInt32),
-        by_left=pl.col("member").cast(pl.UInt64) * 2**16 + pl.col("src_r"),
-        by_right=pl.col("member_r").cast(pl.UInt64) * 2**16 + pl.col("src"),
-    )
-    best_for_left = pl.col("q") - pl.col("rid_r").cast(pl.Int64)
-    best_for_right = pl.col("q") - pl.col("rid").cast(pl.Int64)
-    by_left, by_right = "by_left", "by_right"
-    ones = scored.filter(pl.col("k") == 1).filter(
-        (best_for_left == best_for_left.max().over(by_left)) | (best_for_right == best_for_right.max().over(by_right))
-    )
-    rank_l = best_for_left.rank("min", descending=True).over(by_left)
-    rank_r = best_for_right.rank("min", descending=True).over(by_right)
-    more = scored.filter(pl.col("k") > 1).filter((rank_l <= pl.col("k")) | (rank_r <= pl.col("k")))
-    return pl.concat([ones, more]).select("rid", "rid_r", "unit")
+    k_of = np.zeros(max(k_by_prio) + 1, dtype=np.int64)
+    k_of[list(k_by_prio)] = list(k_by_prio.values())
+    k = k_of[pairs["unit"].to_numpy() // _PRIO]
+    width = int(max(pairs["src"].max(), pairs["src_r"].max())) + 1  # source codes are small: 1..n_sources
+    n_groups = (int(max(pairs["member"].max(), pairs["member_r"].max())) + 1) * width
+    keep = np.zeros(pairs.height, dtype=bool)
+    for member, other_source, partner in (("member", "src_r", "rid_r"), ("member_r", "src", "rid")):
+        group = pairs[member].to_numpy().astype(np.int64) * width + pairs[other_source].to_numpy()
+        value = quantised - pairs[partner].to_numpy()
+        keep |= value >= _kth_best(group, value, k, n_groups)
+    return pairs.filter(pl.Series(keep)).select("rid", "rid_r", "unit")
+
+
+def _kth_best(group: np.ndarray, value: np.ndarray, k: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per row, the k-th largest value of its group (k is the same for a whole group); below any value when
+    the group holds fewer than k. Round r takes the best of the values below round r-1's, on the rows that
+    want an r-th."""
+    lowest = np.iinfo(np.int64).min
+    best = np.full(n_groups, lowest)
+    np.maximum.at(best, group, value)
+    threshold = best[group]
+    deeper = np.flatnonzero(k > 1)
+    for r in range(2, int(k.max()) + 1):
+        rows = deeper[k[deeper] >= r]
+        below = np.where(value[rows] < threshold[rows], value[rows], lowest)
+        best = np.full(n_groups, lowest)
+        np.maximum.at(best, group[rows], below)
+        threshold[rows] = best[group[rows]]
+    return threshold
 
 
 def _owned(pairs: pl.DataFrame, units: pl.DataFrame, n_records: int) -> pl.DataFrame:

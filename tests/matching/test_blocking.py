@@ -5,8 +5,10 @@ import polars as pl
 import pytest
 
 from matching.blocking import (
+    _PRIO,
     _pairs_across_sources,
     _pairs_in_units,
+    _top_k,
     all_candidate_pairs,
     candidate_pairs,
     episode_credits,
@@ -374,3 +376,28 @@ def test_the_ranking_ratio_is_fuzz_ratio_to_the_last_bit() -> None:
     ratio = process.cpdist(left, right, scorer=fuzz.ratio, dtype=np.float32)
     similarity = process.cpdist(left, right, scorer=Indel.normalized_similarity, dtype=np.float64)
     assert np.array_equal(ratio, (similarity * 100).astype(np.float32))
+
+
+def test_top_k_keeps_each_record_s_k_best_per_unit_and_other_source() -> None:
+    """The dense-group maxima keep what a plain rank over (membership, other source) keeps, ties included."""
+    rng = np.random.default_rng(5)
+    prio = rng.integers(0, 3, 800).astype(np.uint64)
+    members = pl.DataFrame({
+        "rid": rng.integers(0, 300, 800).astype(np.uint32),
+        "unit": prio * _PRIO + rng.integers(0, 60, 800).astype(np.uint64),
+        "src": rng.integers(1, 4, 800).astype(np.uint16),
+    }).unique(["rid", "unit"]).with_row_index("member")
+    pairs = _pairs_in_units(members, within_source=True)
+    score = rng.integers(0, 4, pairs.height) / 4  # coarse: many ties, broken by the partner's rid
+    k_by_prio = {0: 1, 1: 3, 2: 2}
+    q = pl.Series(((score + 1.0) * 1_000_000).astype(np.int64) * 2**32)
+    k = (pl.col("unit") // _PRIO).replace_strict(k_by_prio, return_dtype=pl.Int64)
+    rank = lambda partner, by: (pl.col("q") - pl.col(partner).cast(pl.Int64)).rank("min", descending=True).over(by)  # noqa: E731
+    expected = pairs.with_columns(q=q).filter(
+        (rank("rid_r", ["member", "src_r"]) <= k) | (rank("rid", ["member_r", "src"]) <= k)
+    ).select("rid", "rid_r", "unit")
+    kept = _top_k(pairs, score, k_by_prio)
+    order = ["unit", "rid", "rid_r"]
+    assert 0 < kept.height < pairs.height
+    assert kept.sort(order).equals(expected.sort(order))
+    assert _top_k(pairs.clear(), score[:0], k_by_prio).is_empty()
