@@ -401,3 +401,21 @@ def test_top_k_keeps_each_record_s_k_best_per_unit_and_other_source() -> None:
     assert 0 < kept.height < pairs.height
     assert kept.sort(order).equals(expected.sort(order))
     assert _top_k(pairs.clear(), score[:0], k_by_prio).is_empty()
+
+
+def test_one_entity_s_blocks_share_a_partition() -> None:
+    """Light units go where their smallest member hashes: a film's exact title, prefix, token and anagram
+    blocks hold the same three records, so those are written to one partition's inputs, not one per block."""
+    rng = np.random.default_rng(11)
+    words = ["".join(rng.choice(list("bcdfghklmnprstvz"), 7)) for _ in range(120)]
+    rows = [
+        movie(source, f"{source}{i}", f"{words[2 * i]} {words[2 * i + 1]}", 1950 + i)
+        for i in range(60)
+        for source in ("a", "b", "c")
+    ]
+    prep = prepare_for(plan := plan_partitions(recs := records(rows), n_partitions=16), recs)
+    units = pairing_units(record_units(prep, plan), prep, within_source=False)
+    assert plan.heavy.is_empty()
+    assert units["unit"].n_unique() >= 3 * 60  # several blocks per film
+    assert units.group_by("rid").agg(pl.col("partition").n_unique())["partition"].max() == 1
+    assert units["partition"].n_unique() > 8  # while the films are spread

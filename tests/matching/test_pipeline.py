@@ -123,9 +123,9 @@ def test_plan_pickles_and_refuses_another_polars_or_format(run, tmp_path) -> Non
     path.write_bytes(pickle.dumps(doc))
     with pytest.raises(KGError, match="polars 0.0.1"):
         load_plan(path)
-    doc["format"] = 3  # an older toolkit's plan: its partitions read Parquet inputs
+    doc["format"] = 4  # an older toolkit's plan: its light units sit elsewhere
     path.write_bytes(pickle.dumps(doc))
-    with pytest.raises(KGError, match="a plan of format 3, this toolkit reads format 4; re-plan"):
+    with pytest.raises(KGError, match="a plan of format 4, this toolkit reads format 5; re-plan"):
         load_plan(path)
 
 
