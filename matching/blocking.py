@@ -846,11 +846,23 @@ class _CheapSide:
             scorer=Indel.normalized_similarity, workers=pl.thread_pool_size(), dtype=np.float64,
         )
         ratio[differ] = (similarity * 100).astype(np.float32)
-        gap = np.nan_to_num(np.abs(self.year[left] - self.year[right]), nan=0.0).clip(0, 10)
-        minutes = np.nan_to_num(np.abs(self.runtime[left] - self.runtime[right]), nan=0.0).clip(0, 10)
-        same = lambda sig: (sig[left] == sig[right]) & (sig[left] != 0)  # noqa: E731
-        makers = 0.2 * same(self.director) + 0.1 * same(self.cast) + 0.1 * same(self.writer)
+        gap, minutes = _apart(self.year, left, right), _apart(self.runtime, left, right)
+        makers = 0.2 * _same(self.director, left, right) + 0.1 * _same(self.cast, left, right)
+        makers += 0.1 * _same(self.writer, left, right)
         return ratio / 100 - 0.03 * gap - 0.01 * minutes + makers
+
+
+def _apart(values: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """|left - right| capped at 10, 0 where either is unknown (NaN). Gathers are the cost: each side once."""
+    gap = np.abs(values[left] - values[right])
+    gap[np.isnan(gap)] = 0.0
+    return np.minimum(gap, 10.0, out=gap)
+
+
+def _same(signature: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Both sides carry the same signature (0 is none)."""
+    mine = signature[left]
+    return (mine == signature[right]) & (mine != 0)
 
 
 
