@@ -94,7 +94,8 @@ class MatchFlow(FlowSpec):
     def plan(self):
         """Partition plan from key counts: every unit (block or window) goes to exactly one partition."""
         with self.folder.staged(pull=["records"], push=list(PLAN_FILES)) as local:
-            plan = plan_run(read_records([local / r for r in self.inputs.records]), local, self.config)
+            records = read_records([local / r for r in self.inputs.records])
+            plan = plan_run(records, local, self.config, compress_inputs=not self.folder.is_local)
         self.partition_ids = list(range(plan.n_partitions))
         self.next(self.score, foreach="partition_ids")
 

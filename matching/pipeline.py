@@ -200,13 +200,21 @@ PLAN_CHUNK = 1_000_000
 input, so a larger catalogue is normalised a chunk at a time (results kept, temporaries freed)."""
 
 
-def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT_CONFIG) -> PartitionPlan:
+def plan_run(
+    records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT_CONFIG, *, compress_inputs: bool = False
+) -> PartitionPlan:
     """Plan the partitions and write each one's inputs: its member records normalised, and their units.
 
     Normalising and keying a million records takes longer than blocking one
     partition; done here once, a partition task (in a pool or on another
     machine) reads its own two files, holding only the records that can pair
     in it, so a task's memory follows its partition, not the whole catalogue.
+
+    ``compress_inputs``: lz4 frames, half the bytes, for inputs that travel
+    (a flow whose run folder is on object storage). Left uncompressed, where
+    the partitions read the disk the plan wrote, one partition's 537k records
+    (1M-record catalogue) write in 0.08 s against 0.25 s and read in 0.09 s
+    against 0.21 s.
     """
     run_dir = Path(run_dir)
     chunks, keys = _normalise(records, config)
@@ -225,8 +233,8 @@ def plan_run(records: pl.DataFrame, run_dir: Path, config: MatchConfig = DEFAULT
     def write(partition: int, members: np.ndarray, member_units: pl.DataFrame) -> None:
         folder = inputs / f"part-{partition:04d}"
         part = _rows(chunks, members).with_columns(rid=pl.int_range(len(members), dtype=pl.UInt32))
-        _write_atomic(part.to_arrow(), folder / "prepared.arrow")
-        _write_atomic(member_units.to_arrow(), folder / "units.arrow")
+        _write_atomic(part.to_arrow(), folder / "prepared.arrow", compress=compress_inputs)
+        _write_atomic(member_units.to_arrow(), folder / "units.arrow", compress=compress_inputs)
 
     # encoding and compressing release the GIL: two writers keep both cores busy (~40% less time at 1M records)
     with ThreadPoolExecutor(max_workers=2) as writers:
@@ -295,8 +303,8 @@ def _rows(chunks: list[pl.DataFrame], rids: np.ndarray) -> pl.DataFrame:
     ])
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Parquet, or for ``.arrow`` the Arrow IPC file format with lz4 frames.
+def _write_atomic(table: pa.Table, path: Path, *, compress: bool = True) -> None:
+    """Parquet, or for ``.arrow`` the Arrow IPC file format (lz4 frames where ``compress``).
 
     Partition inputs are written once and read once by one task, so their
     format is chosen for speed, not size: for 537k normalised records
@@ -306,7 +314,7 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".arrow":
-        feather.write_feather(table, tmp, compression="lz4")
+        feather.write_feather(table, tmp, compression="lz4" if compress else "uncompressed")
     else:
         pq.write_table(table, tmp)
     tmp.replace(path)

@@ -85,6 +85,18 @@ def test_normalising_in_chunks_plans_the_same_inputs(run, sample_run, monkeypatc
             assert pl.read_ipc(tmp_path / path).equals(pl.read_ipc(run_dir / path)), path
 
 
+def test_compressed_inputs_hold_the_same_records(run, sample_run, tmp_path) -> None:
+    """Inputs that travel are lz4-compressed (fewer bytes); a partition reads the same tables either way."""
+    run_dir, _ = run
+    plan_run(sample_run.records, tmp_path, MatchConfig(n_partitions=4), compress_inputs=True)
+    path = "inputs/part-0000/prepared.arrow"
+    assert (tmp_path / path).stat().st_size < (run_dir / path).stat().st_size
+    for p in range(4):
+        for name in ("prepared.arrow", "units.arrow"):
+            path = f"inputs/part-{p:04d}/{name}"
+            assert pl.read_ipc(tmp_path / path).equals(pl.read_ipc(run_dir / path)), path
+
+
 def test_process_pool_gives_the_same_shards(run, sample_run, tmp_path) -> None:
     run_dir, _ = run
     for name in (*PLAN_FILES, "model.json"):
