@@ -30,6 +30,7 @@ from matching.normalize import (
     looked_up,
     normalize_role,
     normalize_term,
+    on_all_cores,
     prepare,
 )
 from schemas.tables import CANDIDATE_PAIRS, FEATURES, RECORDS, conform, conform_frame
@@ -276,7 +277,7 @@ def prepare_features(records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame
     return prep.with_columns(
         professions_norm=looked_up(prep["professions"], professions, distinct=True),
         roles_norm=looked_up(prep["professions"], roles, distinct=True),
-        name_folded=fold(pl.col("name")), title_count=pl.len().over("name_norm").cast(pl.Float32)
+        name_folded=on_all_cores(prep["name"], fold), title_count=pl.len().over("name_norm").cast(pl.Float32)
     ).with_columns(pl.col(_SETS).list.eval(pl.element().hash(_SET_SEED))).select(_SIDE)
 
 
