@@ -10,6 +10,7 @@ from matching.normalize import (
     person_key,
     prepare,
     sequel_number,
+    title_forms,
 )
 from tests.matching.builders import movie, person, records
 
@@ -67,3 +68,11 @@ def test_prepare_numbers_records_by_key_whatever_their_order() -> None:
     assert not in_key_order(shuffled) and in_key_order(ordered)
     assert prepare(shuffled).equals(prepare(ordered))
     assert prepare(ordered)["source_id"].to_list() == ["10", "9", "2"]
+
+
+def test_title_forms_are_the_name_then_new_aliases() -> None:
+    names = pl.Series(["mother", None, "rocky 4", None, "amelie"])
+    aliases = pl.Series([["madeo", "mother", "madeo"], ["glass onion"], None, None, []], dtype=pl.List(pl.String))
+    assert title_forms(names, aliases).to_list() == [
+        ["mother", "madeo"], ["glass onion"], ["rocky 4"], [], ["amelie"]
+    ]
