@@ -120,8 +120,10 @@ def _repair(
         return labels, keep, 0
     in_bad = np.isin(labels[edges["u"].to_numpy()], list(bad_set))
     idx = np.flatnonzero(in_bad)
-    order = idx[np.argsort(-edges["score"].to_numpy()[idx], kind="stable")]
     u_all, v_all = edges["u"].to_numpy(), edges["v"].to_numpy()
+    # equal scores in record order, not in the order the shards listed the pairs: the same pairs give the same
+    # entities however the run was partitioned
+    order = idx[np.lexsort((v_all[idx], u_all[idx], -edges["score"].to_numpy()[idx]))]
     members_of_bad = np.flatnonzero(np.isin(labels, list(bad_set)))
     src = dict(zip(members_of_bad.tolist(), nodes["source"].gather(members_of_bad).to_list(), strict=True))
     parent: dict[int, int] = {}
