@@ -272,14 +272,37 @@ def name_anagram(min_chars: int = 4) -> BlockingRule:
     key.
     """
     letters = pl.col("name_norm").str.replace_all(" ", "", literal=True)
-    key = pl.when(letters.str.len_chars() >= min_chars).then(letters.str.split("").list.eval(pl.element().sort()))
+    signature = letters.map_batches(_letter_signature, return_dtype=pl.UInt64).cast(pl.String)
+    key = pl.when(letters.str.len_chars() >= min_chars).then(signature)
 
     def keys(lf: pl.LazyFrame) -> pl.LazyFrame:
-        # sorting letters is the costliest key of all: once per distinct name (1M records: 0.62 s against 1.07 s)
-        names = lf.select("name_norm").unique().with_columns(key=key.list.join(""))
+        # once per distinct name, joined back to the records (1M records: 0.62 s against 1.07 s per record)
+        names = lf.select("name_norm").unique().with_columns(key=key)
         return lf.select("rid", "name_norm").join(names, on="name_norm", nulls_equal=True).select("rid", "key")
 
     return BlockingRule("name_anagram", keys)
+
+
+def _letter_signature(text: pl.Series) -> pl.Series:
+    """An order-free signature of each string's letters: the sum of a 64-bit mix (splitmix64) of its bytes.
+
+    The same letters in any order are the same bytes in some order, so the
+    same sum; two different sets of letters share a sum by a 2^-64 chance
+    (or, beyond ASCII, where their bytes happen to be the same multiset).
+    Sorting each name's letters took 0.58 s for the 543k distinct names of a
+    million records, this 0.16 s, with the same blocks.
+    """
+    strings = text.rechunk().to_arrow().cast(pa.large_string())
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    data = strings.buffers()[2]
+    mixed = np.frombuffer(data, dtype=np.uint8).astype(np.uint64) if data is not None else np.zeros(0, np.uint64)
+    mixed += np.uint64(0x9E3779B97F4A7C15)
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        mixed = (mixed ^ (mixed >> np.uint64(shift))) * np.uint64(factor)
+    mixed ^= mixed >> np.uint64(31)
+    running = np.concatenate((np.zeros(1, np.uint64), np.cumsum(mixed, dtype=np.uint64)))  # wraps: sums mod 2^64
+    sums = pl.Series(text.name, running[offsets[1:]] - running[offsets[:-1]])
+    return pl.select(pl.when(text.is_not_null()).then(sums)).to_series()
 
 
 @blocking_rule
@@ -962,7 +985,8 @@ def all_candidate_pairs(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -
 # 3: windows order a title's namesakes of one year by their makers: an older plan's bucket bounds cut other keys
 # 4: partition inputs are Arrow IPC files (prepared.arrow, units.arrow), not Parquet
 # 5: a light unit goes where its smallest member rid hashes, not its own id: an older plan's costs place it elsewhere
-_PLAN_FORMAT = 5
+# 6: name_anagram's key is a letter signature, not the sorted letters: an older plan's windows name other keys
+_PLAN_FORMAT = 6
 
 
 def save_plan(plan: PartitionPlan, path: str | Path) -> Path:

@@ -6,6 +6,7 @@ import pytest
 
 from matching.blocking import (
     _PRIO,
+    _letter_signature,
     _pairs_across_sources,
     _pairs_in_units,
     _top_k,
@@ -419,3 +420,11 @@ def test_one_entity_s_blocks_share_a_partition() -> None:
     assert units["unit"].n_unique() >= 3 * 60  # several blocks per film
     assert units.group_by("rid").agg(pl.col("partition").n_unique())["partition"].max() == 1
     assert units["partition"].n_unique() > 8  # while the films are spread
+
+
+def test_letter_signature_ignores_order_only() -> None:
+    text = pl.Series(["xxcontact", "oCntact", "Contact", "contact", None, "", "amélie", "éamile", "amelie"])[1:]
+    sig = _letter_signature(text).to_list()
+    assert sig[0] == sig[1] != sig[2]  # the same letters in another order; a capital is another letter
+    assert sig[3] is None and sig[4] is not None
+    assert sig[5] == sig[6] != sig[7]

@@ -135,9 +135,9 @@ def test_plan_pickles_and_refuses_another_polars_or_format(run, tmp_path) -> Non
     path.write_bytes(pickle.dumps(doc))
     with pytest.raises(KGError, match="polars 0.0.1"):
         load_plan(path)
-    doc["format"] = 4  # an older toolkit's plan: its light units sit elsewhere
+    doc["format"] = 5  # an older toolkit's plan: its anagram windows name other keys
     path.write_bytes(pickle.dumps(doc))
-    with pytest.raises(KGError, match="a plan of format 4, this toolkit reads format 5; re-plan"):
+    with pytest.raises(KGError, match="a plan of format 5, this toolkit reads format 6; re-plan"):
         load_plan(path)
 
 
