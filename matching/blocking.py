@@ -273,14 +273,17 @@ def name_anagram(min_chars: int = 4) -> BlockingRule:
     """
     letters = pl.col("name_norm").str.replace_all(" ", "", literal=True)
     signature = letters.map_batches(_letter_signature, return_dtype=pl.UInt64).cast(pl.String)
-    key = pl.when(letters.str.len_chars() >= min_chars).then(signature)
+    return BlockingRule("name_anagram", _single(pl.when(letters.str.len_chars() >= min_chars).then(signature)))
 
-    def keys(lf: pl.LazyFrame) -> pl.LazyFrame:
-        # once per distinct name, joined back to the records (1M records: 0.62 s against 1.07 s per record)
-        names = lf.select("name_norm").unique().with_columns(key=key)
-        return lf.select("rid", "name_norm").join(names, on="name_norm", nulls_equal=True).select("rid", "key")
 
-    return BlockingRule("name_anagram", keys)
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    mixed = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        mixed = (mixed ^ (mixed >> np.uint64(shift))) * np.uint64(factor)
+    return mixed ^ (mixed >> np.uint64(31))
+
+
+_BYTE_MIX = _splitmix64(np.arange(256))  # a look-up per byte: a third of the time of mixing every byte
 
 
 def _letter_signature(text: pl.Series) -> pl.Series:
@@ -290,16 +293,12 @@ def _letter_signature(text: pl.Series) -> pl.Series:
     same sum; two different sets of letters share a sum by a 2^-64 chance
     (or, beyond ASCII, where their bytes happen to be the same multiset).
     Sorting each name's letters took 0.58 s for the 543k distinct names of a
-    million records, this 0.16 s, with the same blocks.
+    million records, this 0.1 s, with the same blocks.
     """
     strings = text.rechunk().to_arrow().cast(pa.large_string())
     offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
     data = strings.buffers()[2]
-    mixed = np.frombuffer(data, dtype=np.uint8).astype(np.uint64) if data is not None else np.zeros(0, np.uint64)
-    mixed += np.uint64(0x9E3779B97F4A7C15)
-    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-        mixed = (mixed ^ (mixed >> np.uint64(shift))) * np.uint64(factor)
-    mixed ^= mixed >> np.uint64(31)
+    mixed = _BYTE_MIX[np.frombuffer(data, dtype=np.uint8)] if data is not None else np.zeros(0, np.uint64)
     running = np.concatenate((np.zeros(1, np.uint64), np.cumsum(mixed, dtype=np.uint64)))  # wraps: sums mod 2^64
     sums = pl.Series(text.name, running[offsets[1:]] - running[offsets[:-1]])
     return pl.select(pl.when(text.is_not_null()).then(sums)).to_series()
