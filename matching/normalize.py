@@ -169,7 +169,7 @@ def looked_up(column: pl.Series, lookup: tuple[pl.Series, pl.Series], *, distinc
     old, new = lookup
     if not isinstance(column.dtype, pl.List):
         return column.replace_strict(old, new, default=None, return_dtype=pl.String)
-    flat = pl.DataFrame({"i": pl.int_range(len(column), eager=True), "v": column}).explode("v")
+    flat = pl.DataFrame({"i": pl.int_range(len(column), eager=True), "v": column}).explode("v", empty_as_null=True)
     mapped = flat.with_columns(v=pl.col("v").replace_strict(old, new, default=None, return_dtype=pl.String))
     element = pl.col("v").drop_nulls()
     lists = mapped.group_by("i", maintain_order=True).agg(element.unique(maintain_order=True) if distinct else element)

@@ -5,6 +5,7 @@ from matching.normalize import (
     fold,
     fold_text,
     in_key_order,
+    looked_up,
     normalize_person,
     normalize_title,
     person_key,
@@ -76,3 +77,10 @@ def test_title_forms_are_the_name_then_new_aliases() -> None:
     assert title_forms(names, aliases).to_list() == [
         ["mother", "madeo"], ["glass onion"], ["rocky 4"], [], ["amelie"]
     ]
+
+
+def test_looked_up_keeps_empty_and_missing_lists() -> None:
+    """An empty list stays empty and a missing one missing: one output row per input row."""
+    lookup = (pl.Series(["Amélie", "Rocky IV"]), pl.Series(["amelie", "rocky 4"]))
+    column = pl.Series("titles", [["Amélie", "Unknown"], [], None, ["Rocky IV"]], dtype=pl.List(pl.String))
+    assert looked_up(column, lookup).to_list() == [["amelie"], [], None, ["rocky 4"]]
