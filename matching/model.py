@@ -26,7 +26,8 @@ from schemas.tables import FEATURES, SCORES, conform, schema_version
 
 FORMAT = "kg-pair-model"
 FORMAT_VERSION = 1
-_KEYS = ["left_source", "left_id", "right_source", "right_id", "partition"]
+_PAIR = ["left_source", "left_id", "right_source", "right_id"]
+_KEYS = [*_PAIR, "partition"]
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -231,6 +232,10 @@ def train_model(
     conflicts = conflicting_negatives(df, y)
     if conflicts.any():
         df, y = df.filter(pl.Series(~conflicts)), y[~conflicts]
+    # in pair order, not in the order the partitions listed them: bagging draws rows by position, so the same
+    # labelled pairs give the same model however the run was partitioned
+    order = df.select(pl.arg_sort_by(_PAIR)).to_series().to_numpy()
+    df, y = df[order], y[order]
     split = split_by_record(df, valid_fraction, seed)
     if y[split.valid].sum() == 0 or y[split.train].sum() == 0:
         split = Split(np.ones(len(y), bool), np.ones(len(y), bool))  # too few positives to hold some back

@@ -100,3 +100,13 @@ def test_training_needs_both_classes(sample_run) -> None:
     features = candidate_features(sample_run.records)
     with pytest.raises(KGError, match="both matches and non-matches"):
         train_model(features, np.zeros(features.num_rows))
+
+
+def test_the_same_labelled_pairs_give_the_same_model_in_any_order(training_run) -> None:
+    """Partitions list pairs in their own order; bagging draws rows by position, so training sorts them first."""
+    features = pl.from_arrow(candidate_features(training_run.records))
+    y = label_pairs(features, training_run.truth_pairs)
+    order = np.random.default_rng(3).permutation(features.height)
+    first = train_model(features, y)
+    again = train_model(features[order], y[order])
+    assert again.model_id == first.model_id
