@@ -888,7 +888,6 @@ def _same(signature: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndar
     return (mine == signature[right]) & (mine != 0)
 
 
-
 def _top_k(pairs: pl.DataFrame, score: np.ndarray, k_by_prio: dict[int, int]) -> pl.DataFrame:
     """Keep a pair if it is among the k best of either record, per unit and other source.
 

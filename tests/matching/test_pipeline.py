@@ -79,10 +79,7 @@ def test_normalising_in_chunks_plans_the_same_inputs(run, sample_run, monkeypatc
     run_dir, _ = run
     monkeypatch.setattr(pipeline, "PLAN_CHUNK", sample_run.records.height // 3 + 1)
     plan_run(sample_run.records, tmp_path, MatchConfig(n_partitions=4))
-    for p in range(4):
-        for name in ("prepared.arrow", "units.arrow"):
-            path = f"inputs/part-{p:04d}/{name}"
-            assert pl.read_ipc(tmp_path / path).equals(pl.read_ipc(run_dir / path)), path
+    _assert_same_inputs(tmp_path, run_dir, 4)
 
 
 def test_compressed_inputs_hold_the_same_records(run, sample_run, tmp_path) -> None:
@@ -91,10 +88,14 @@ def test_compressed_inputs_hold_the_same_records(run, sample_run, tmp_path) -> N
     plan_run(sample_run.records, tmp_path, MatchConfig(n_partitions=4), compress_inputs=True)
     path = "inputs/part-0000/prepared.arrow"
     assert (tmp_path / path).stat().st_size < (run_dir / path).stat().st_size
-    for p in range(4):
+    _assert_same_inputs(tmp_path, run_dir, 4)
+
+
+def _assert_same_inputs(one, other, n_partitions: int) -> None:
+    for p in range(n_partitions):
         for name in ("prepared.arrow", "units.arrow"):
             path = f"inputs/part-{p:04d}/{name}"
-            assert pl.read_ipc(tmp_path / path).equals(pl.read_ipc(run_dir / path)), path
+            assert pl.read_ipc(one / path).equals(pl.read_ipc(other / path)), path
 
 
 def test_process_pool_gives_the_same_shards(run, sample_run, tmp_path) -> None:
