@@ -764,12 +764,23 @@ def candidate_pairs(
         raise ValueError("candidate_pairs needs records or prepared")
     prep = prepared if prepared is not None else prepare_for(plan, records)
     units = units if units is not None else record_units(prep, plan)
-    return _partition_pairs(prep, units, _CheapSide.of(prep), plan, partition)
+    return pairs_table(_partition_rows(prep, units, _CheapSide.of(prep), plan, partition), prep, plan, partition)
 
 
-def _partition_pairs(
+def candidate_rows(prepared: pl.DataFrame, units: pl.DataFrame, plan: PartitionPlan, partition: int) -> pl.DataFrame:
+    """The pairs ``candidate_pairs`` names by key, as rids of ``prepared`` (``rid`` < ``rid_r``, sorted) with the
+    unit that owns each; ``pairs_table`` names them.
+
+    A partition task keeps the rids so that features gather each pair's
+    records by row (``pair_features(rows=...)``) instead of joining the keys
+    back: 0.15 s against 0.35 s for a partition's 344k pairs (1M records).
+    """
+    return _partition_rows(prepared, units, _CheapSide.of(prepared), plan, partition)
+
+
+def _partition_rows(
     prep: pl.DataFrame, units: pl.DataFrame, side: _CheapSide, plan: PartitionPlan, partition: int
-) -> pa.Table:
+) -> pl.DataFrame:
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
     # a membership's row number names its (unit, rid) in one integer: top-k groups by it, not by two columns
     mine = mine.join(prep.select("rid", "src"), on="rid").with_row_index("member")
@@ -784,8 +795,7 @@ def _partition_pairs(
         pairs = _pairs_across_sources(sub) if across else _pairs_in_units(sub, plan.within_source)
         given = (pairs["unit"] // _PRIO).is_in(name_given).to_numpy()
         kept.append(_top_k(pairs, side.score(pairs, given), k_by_prio))
-    owned = _owned(pl.concat(kept), units, prep.height)
-    return _to_table(owned, prep, plan, partition)
+    return _owned(pl.concat(kept), units, prep.height).sort("rid", "rid_r")
 
 
 def _pairs_in_units(members: pl.DataFrame, within_source: bool) -> pl.DataFrame:
@@ -951,22 +961,17 @@ def _owned(pairs: pl.DataFrame, units: pl.DataFrame, n_records: int) -> pl.DataF
     return with_lists.filter(owner == pl.col("unit")).select("rid", "rid_r", "unit")
 
 
-def _to_table(owned: pl.DataFrame, prep: pl.DataFrame, plan: PartitionPlan, partition: int) -> pa.Table:
-    ids = prep.select("rid", "source", "source_id")
+def pairs_table(rows: pl.DataFrame, prepared: pl.DataFrame, plan: PartitionPlan, partition: int) -> pa.Table:
+    """CANDIDATE_PAIRS of ``candidate_rows``: each rid's (source, source_id) gathered, in the rows' order."""
+    source, source_id = prepared["source"], prepared["source_id"]
+    left, right = rows["rid"], rows["rid_r"]
     names = {prio: rule.name for prio, rule in enumerate(plan.rules)}
-    out = (
-        owned.join(ids, on="rid")
-        .join(ids, left_on="rid_r", right_on="rid", suffix="_r")
-        .sort("rid", "rid_r")
-        .select(
-            left_source="source",
-            left_id="source_id",
-            right_source="source_r",
-            right_id="source_id_r",
-            partition=pl.lit(partition, pl.Int32),
-            rule=(pl.col("unit") // _PRIO).replace_strict(names, return_dtype=pl.String),
-        )
-    )
+    out = pl.DataFrame({
+        "left_source": source.gather(left), "left_id": source_id.gather(left),
+        "right_source": source.gather(right), "right_id": source_id.gather(right),
+        "partition": pl.repeat(partition, rows.height, dtype=pl.Int32, eager=True),
+        "rule": (rows["unit"] // _PRIO).replace_strict(names, return_dtype=pl.String),
+    })
     return conform(out.to_arrow(), CANDIDATE_PAIRS)
 
 
@@ -975,7 +980,7 @@ def all_candidate_pairs(records: pa.Table | pl.DataFrame, plan: PartitionPlan) -
     prep = prepare_for(plan, records)
     units = record_units(prep, plan)
     side = _CheapSide.of(prep)  # built once for all partitions
-    parts = [_partition_pairs(prep, units, side, plan, p) for p in range(plan.n_partitions)]
+    parts = [pairs_table(_partition_rows(prep, units, side, plan, p), prep, plan, p) for p in range(plan.n_partitions)]
     return pa.concat_tables(parts)
 
 

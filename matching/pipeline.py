@@ -47,10 +47,11 @@ from matching.blocking import (
     BlockingRule,
     PartitionPlan,
     blocking_columns,
-    candidate_pairs,
+    candidate_rows,
     default_rules,
     load_plan,
     pairing_units,
+    pairs_table,
     partition_members,
     plan_partitions,
     record_keys,
@@ -370,9 +371,10 @@ def score_partition(
         )
     prepared, units = _partition_inputs(run_dir, partition)
     t0 = time.perf_counter()
-    pairs = candidate_pairs(None, plan, partition, prepared=prepared, units=units)
+    rows = candidate_rows(prepared, units, plan, partition)
+    pairs = pairs_table(rows, prepared, plan, partition)
     t1 = time.perf_counter()
-    features = pair_features(pairs, prepared=prepared, features=model_features(model))
+    features = pair_features(pairs, prepared=prepared, features=model_features(model), rows=rows)
     t2 = time.perf_counter()
     scores = score_pairs(features, model) if features.num_rows else empty(SCORES)
     t3 = time.perf_counter()

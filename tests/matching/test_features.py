@@ -7,6 +7,7 @@ import pytest
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
 
+from kg.errors import KGError
 from matching.features import FEATURE_REGISTRY, PairFrame, describe_features, pair_features
 from schemas.tables import CANDIDATE_PAIRS, conform
 from tests.matching.builders import movie, person, records
@@ -135,3 +136,9 @@ def test_set_features_count_shared_names() -> None:
     assert row["directors_jaccard"] == pytest.approx(1 / 3)  # 'Craig, Daniel' = 'Daniel Craig'
     assert row["cast_overlap"] == 1.0  # the smaller cast, all shared
     assert row["genre_jaccard"] == 0.5
+
+
+def test_a_pair_naming_an_unknown_record_is_an_error() -> None:
+    recs = records([movie("a", "1", "Heat", 1995), movie("b", "1", "Heat", 1995)])
+    with pytest.raises(KGError, match="1 pair.*right record.*b:2"):
+        pair_features(_pairs(("a", "1", "b", "1"), ("a", "1", "b", "2")), recs)

@@ -9,8 +9,9 @@ import pytest
 
 from kg.errors import KGError
 from matching import pipeline
-from matching.blocking import candidate_pairs, load_plan, save_plan
+from matching.blocking import candidate_pairs, candidate_rows, load_plan, pairs_table, save_plan
 from matching.evaluate import pairwise_metrics
+from matching.features import pair_features
 from matching.labels import crosswalk_pairs
 from matching.pipeline import (
     PLAN_FILES,
@@ -54,6 +55,19 @@ def test_one_partition_reruns_alone_to_the_same_shard(run, sample_run) -> None:
     (run_dir / "scores" / "part-0002.parquet").unlink()
     score_partition(run_dir, 2)
     assert pl.read_parquet(run_dir / "scores" / "part-0002.parquet").equals(before)
+
+
+def test_a_partition_gathers_its_pairs_records_by_the_rows_blocking_kept(run) -> None:
+    """The rids blocking keeps name the same pairs, and give the same features, as looking the keys up."""
+    run_dir, _ = run
+    plan = load_plan(run_dir / "plan.pkl")
+    for p in range(plan.n_partitions):
+        prepared, units = pipeline._partition_inputs(run_dir, p)
+        rows = candidate_rows(prepared, units, plan, p)
+        pairs = pairs_table(rows, prepared, plan, p)
+        assert pairs.num_rows > 0
+        assert pairs.equals(candidate_pairs(None, plan, p, prepared=prepared, units=units))
+        assert pair_features(pairs, prepared=prepared, rows=rows).equals(pair_features(pairs, prepared=prepared))
 
 
 def test_partition_inputs_hold_what_its_pairs_need(run, sample_run) -> None:

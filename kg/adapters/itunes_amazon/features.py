@@ -11,7 +11,7 @@ first), the titles' words once every artist/album/genre/copyright word is
 removed, and price, duration and date read from the attribute or, failing
 that, from anywhere in the record (their formats are unambiguous).
 
-The computation is ``matching.features.pair_features`` (one polars join,
+The computation is ``matching.features.pair_features`` (a gather by row,
 rapidfuzz ``cpdist`` over whole columns, polars expressions) fed with the
 song columns prepared here.
 """
