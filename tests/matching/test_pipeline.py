@@ -150,9 +150,9 @@ def test_plan_pickles_and_refuses_another_polars_or_format(run, tmp_path) -> Non
     path.write_bytes(pickle.dumps(doc))
     with pytest.raises(KGError, match="polars 0.0.1"):
         load_plan(path)
-    doc["format"] = 5  # an older toolkit's plan: its anagram windows name other keys
+    doc["format"] = 6  # an older toolkit's plan: its windows name keys hashed another way
     path.write_bytes(pickle.dumps(doc))
-    with pytest.raises(KGError, match="a plan of format 5, this toolkit reads format 6; re-plan"):
+    with pytest.raises(KGError, match="a plan of format 6, this toolkit reads format 7; re-plan"):
         load_plan(path)
 
 
