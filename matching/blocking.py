@@ -532,12 +532,16 @@ def record_keys(prep: pl.DataFrame, rules: Sequence[BlockingRule]) -> pl.DataFra
 
 
 def _by_rid(rid: pl.Series, values: pl.Series) -> pl.Expr:
-    """``values`` (aligned with ``rid``) looked up by the ``rid`` column of any frame of these records, by position:
-    the rids of a plan chunk run from its first record's number, so a gather replaces a join."""
+    """``values`` of the records numbered ``rid``, looked up by the ``rid`` column of any frame of these records:
+    a gather, not a join.
+
+    A plan chunk numbers its records from its first one's rid, in order (``matching.normalize.prepare``), so a
+    rid less the first is a row; other numberings are placed by rid first.
+    """
     low = int(rid.min() or 0)
-    table = np.zeros(int(rid.max() or 0) - low + 1, dtype=values.to_numpy().dtype)
-    table[rid.to_numpy() - low] = values.to_numpy()
-    return pl.lit(pl.Series(values.name, table)).gather(pl.col("rid") - low)
+    if not rid.equals(pl.int_range(low, low + len(rid), dtype=rid.dtype, eager=True), check_names=False):
+        values = pl.repeat(None, int(rid.max()) - low + 1, dtype=values.dtype, eager=True).scatter(rid - low, values)
+    return pl.lit(values).gather(pl.col("rid") - low).alias(values.name)
 
 
 def unit_rule(unit: pl.Expr, plan: PartitionPlan) -> pl.Expr:
@@ -562,7 +566,7 @@ def record_units(prep: pl.DataFrame, plan: PartitionPlan, *, keys: pl.DataFrame 
     )
     windowed = keys.join(plan.windows.select("key").unique(), on="key", how="semi")
     windowed = (
-        windowed.join(prep.select("rid", "sort_key", "year"), on="rid")
+        windowed.with_columns(_by_rid(prep["rid"], prep["sort_key"]), _by_rid(prep["rid"], prep["year"]))
         .sort("sort_key")
         .join_asof(
             plan.windows.sort("bound"), left_on="sort_key", right_on="bound", by="key", check_sortedness=False
@@ -685,7 +689,8 @@ def plan_partitions(
     keys = keys if keys is not None else record_keys(prep, rules)
     limits = {prio: rule.max_block or max_block for prio, rule in enumerate(rules)}
     limit = pl.col("prio").replace_strict(limits, return_dtype=pl.Int64)
-    per_source = keys.join(prep.select("rid", "src"), on="rid").group_by("prio", "key", "src").agg(*_per_source())
+    src = _by_rid(prep["rid"], prep["src"])
+    per_source = keys.with_columns(src).group_by("prio", "key", "src").agg(*_per_source())
     blocks = per_source.group_by("prio", "key").agg(*_block_sizes())
     purging = [prio for prio, rule in enumerate(rules) if rule.purge]
     oversized = blocks.filter(pl.col("n") > limit)
@@ -695,8 +700,8 @@ def plan_partitions(
     big = oversized.join(purged, on="key", how="anti").select("key")
     members = (
         keys.join(big, on="key", how="semi")
-        .join(prep.select("rid", "sort_key", "src", "year"), on="rid")
-        .sort("key", "sort_key")
+        .with_columns(_by_rid(prep["rid"], prep[column]) for column in ("sort_key", "src", "year"))
+        .sort("key", "sort_key", "rid")  # rid breaks ties: the same costs on every run
         .with_columns(pos=pl.int_range(pl.len()).over("key"))
         .with_columns(step=(limit // 2).clip(1, None))
         .with_columns(bucket=(pl.col("pos") // pl.col("step")).cast(pl.Int32))
