@@ -45,7 +45,7 @@ def plain_key(expr: pl.Expr) -> pl.Expr:
         .str.replace_all(r"[^\p{L}\p{N}]+", " ")
         .str.strip_chars()
     )
-    return pl.when(text.str.len_chars() > 0).then(text)
+    return text.replace("", None)  # not when/then, which would run the chain twice
 
 
 def _types_under(ontology: Ontology, ancestor: str) -> list[str]:

@@ -59,6 +59,12 @@ def _squash(expr: pl.Expr) -> pl.Expr:
     )
 
 
+def _empty_as_null(text: pl.Expr) -> pl.Expr:
+    """'' -> null, naming ``text`` once: ``pl.when(text != '').then(text)`` runs the whole chain twice (the
+    engines do not share it), half of ``normalize_title``'s time on a million records' titles."""
+    return text.replace("", None)
+
+
 def normalize_title(expr: pl.Expr) -> pl.Expr:
     """Title key for comparison: folded, no punctuation or leading article, numerals as digits.
 
@@ -72,7 +78,7 @@ def normalize_title(expr: pl.Expr) -> pl.Expr:
     for word, digit in _PART_WORDS.items():
         text = text.str.replace_all(rf"\b{_PART} {word}\b", digit)
     text = text.str.replace_all(rf"\b{_PART} (\d+)\b", "${1}").str.replace(_ARTICLES, "")
-    return pl.when(text.str.len_chars() > 0).then(text)
+    return _empty_as_null(text)
 
 
 def sequel_number(normalized: pl.Expr) -> pl.Expr:
@@ -104,7 +110,7 @@ def normalize_person(expr: pl.Expr) -> pl.Expr:
     """
     flipped = expr.str.strip_chars().str.replace(r"^([^,]+),\s*([^,]+)$", "${2} ${1}")
     text = _squash(fold(flipped))
-    return pl.when(text.str.len_chars() > 0).then(text)
+    return _empty_as_null(text)
 
 
 def person_key(normalized: pl.Expr) -> pl.Expr:
@@ -120,7 +126,7 @@ def normalize_people(expr: pl.Expr) -> pl.Expr:
 def normalize_term(expr: pl.Expr) -> pl.Expr:
     """A code or label (country, language, genre, profession) folded for set comparison; null when nothing is left."""
     folded = _squash(fold(expr))
-    return pl.when(folded.str.len_chars() > 0).then(folded)
+    return _empty_as_null(folded)
 
 
 _ROLES = {

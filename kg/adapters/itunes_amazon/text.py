@@ -53,7 +53,7 @@ def squash(expr: pl.Expr) -> pl.Expr:
         .str.replace_all(r"[^\p{L}\p{N}$]+", " ")
         .str.strip_chars()
     )
-    return pl.when(text.str.len_chars() > 0).then(text).when(folded.str.len_chars() > 0).then(folded)
+    return pl.coalesce(text.replace("", None), folded.replace("", None))  # each chain once, not twice
 
 
 def strip_values(expr: pl.Expr) -> pl.Expr:
