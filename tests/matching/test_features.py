@@ -125,6 +125,17 @@ def test_alias_best_takes_a_shared_form_as_full_and_scores_the_rest() -> None:
     assert _row(rows, "2", "2")["alias_best"] == pytest.approx(best, rel=1e-6)
 
 
+def test_alias_best_compares_a_nameless_records_first_alias_with_the_partners_name() -> None:
+    """The cross product skips name against name (title_token_sort has it) only where both records have a name."""
+    recs = records([
+        movie("a", "1", "?!", 2019, aliases=["Knives Out", "Rian Johnson Mystery"]),
+        movie("b", "1", "Knives Out 2", 2019, aliases=["Cuchillos"]),
+    ])  # fmt: skip
+    row = pl.from_arrow(pair_features(_pairs(("a", "1", "b", "1")), recs)).row(0, named=True)
+    assert row["title_token_sort"] is None  # 'a:1' has no name left once normalised
+    assert row["alias_best"] == pytest.approx(fuzz.token_sort_ratio("knives out", "knives out 2") / 100, rel=1e-6)
+
+
 def test_set_features_count_shared_names() -> None:
     recs = records([
         movie("a", "1", "Heat", 1995, directors=["Michael Mann", "Craig, Daniel"], cast=["Al Pacino", "Robert De Niro"],
