@@ -32,8 +32,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from rapidfuzz import process
-from rapidfuzz.distance import Indel
 
 from matching.normalize import PERSON_TYPES, content_tokens, person_key, prepare
 from schemas.tables import CANDIDATE_PAIRS, RECORDS, conform, conform_frame
@@ -296,13 +294,50 @@ def _letter_signature(text: pl.Series) -> pl.Series:
     Sorting each name's letters took 0.58 s for the 543k distinct names of a
     million records, this about 0.1 s, with the same blocks.
     """
+    data, offsets = _utf8_bytes(text)
+    running = np.concatenate((np.zeros(1, np.uint64), np.cumsum(_BYTE_MIX[data], dtype=np.uint64)))  # sums mod 2^64
+    sums = pl.Series(text.name, running[offsets[1:]] - running[offsets[:-1]])
+    return pl.select(pl.when(text.is_not_null()).then(sums)).to_series()
+
+
+def _utf8_bytes(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The strings' UTF-8 bytes end to end and their n + 1 offsets (a null is empty): Arrow's own buffers, read
+    after a cast to ``large_string``, so whichever string type polars exports does not matter."""
     strings = text.rechunk().to_arrow().cast(pa.large_string())
     offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
     data = strings.buffers()[2]
-    mixed = _BYTE_MIX[np.frombuffer(data, dtype=np.uint8)] if data is not None else np.zeros(0, np.uint64)
-    running = np.concatenate((np.zeros(1, np.uint64), np.cumsum(mixed, dtype=np.uint64)))  # wraps: sums mod 2^64
-    sums = pl.Series(text.name, running[offsets[1:]] - running[offsets[:-1]])
-    return pl.select(pl.when(text.is_not_null()).then(sums)).to_series()
+    return (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets
+
+
+_BIGRAM_MIX = _splitmix64(np.arange(256 * 256 + 2 * 256))  # byte pairs (a * 256 + b), then first and last bytes
+
+
+def _bigram_sketch(text: pl.Series) -> np.ndarray:
+    """Each string as a set of 64 bits: its byte bigrams, first byte and last byte, each hashed to one bit (0 for
+    a null or empty string).
+
+    Blocking ranks a record's partners in a block by how alike their names
+    are, tens of millions of pairs a run. Dice of two sketches (2 shared bits
+    / bits of both) ranks them about as an edit ratio would, from two gathered
+    integers and a popcount: a partition of 1M records ranks its 6.6M
+    in-block pairs in ~0.6 s where rapidfuzz's Indel ratio took ~1.4 s with
+    the lists it reads. The first and last bytes weigh the ends of a name, as
+    a padded bigram would.
+    """
+    data, offsets = _utf8_bytes(text)
+    data = data[: offsets[-1]].astype(np.int64)
+    sketch = np.zeros(len(offsets) - 1, dtype=np.uint64)
+    named = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if not len(named):
+        return sketch
+    starts, ends = offsets[named], offsets[named + 1]
+    one, low = np.uint64(1), np.uint64(63)
+    bits = np.zeros(len(data), dtype=np.uint64)
+    bits[:-1] = one << (_BIGRAM_MIX[data[:-1] * 256 + data[1:]] & low)  # the pair starting at each byte
+    bits[ends - 1] = 0  # a string's last byte starts no pair of its own
+    ends_of = one << (_BIGRAM_MIX[65536 + data[starts]] & low) | one << (_BIGRAM_MIX[65792 + data[ends - 1]] & low)
+    sketch[named] = np.bitwise_or.reduceat(bits, starts) | ends_of
+    return sketch
 
 
 @blocking_rule
@@ -850,8 +885,8 @@ def prepare_for(plan: PartitionPlan, records: pa.Table | pl.DataFrame) -> pl.Dat
 class _CheapSide:
     """Per-record arrays indexed by rid, so scoring millions of in-block pairs needs no joins."""
 
-    names: np.ndarray  # object array of normalised names
-    name_id: np.ndarray  # u64 hash of the name: identical titles need no string comparison
+    sketch: np.ndarray  # u64 bigram sketch of the normalised name (_bigram_sketch)
+    name_id: np.ndarray  # u64 hash of the name: identical titles need no sketch
     year: np.ndarray  # float, NaN when unknown
     runtime: np.ndarray  # float minutes, NaN when unknown
     director: np.ndarray  # u64 signature, 0 when none
@@ -864,7 +899,7 @@ class _CheapSide:
             raise ValueError("prepared records must be numbered 0..n-1 in order (matching.normalize.prepare)")
         names = prep["name_norm"].fill_null("")
         return cls(
-            np.array(names.to_list(), dtype=object),
+            _bigram_sketch(names),
             names.hash(_SEED).to_numpy(),  # a 64-bit collision is ~1e-8 at a million names; a rank costs 20x
             prep["year"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
             prep["runtime_min"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
@@ -874,34 +909,33 @@ class _CheapSide:
         )
 
     def score(self, pairs: pl.DataFrame, name_given: np.ndarray) -> np.ndarray:
-        """Title ratio, minus 0.03 per year apart (up to 10) and 0.01 per minute of running time apart (up to
-        10), plus 0.2 for the same director, 0.1 same cast, 0.1 same writer; a missing year or runtime costs
-        nothing.
+        """Name likeness (Dice of the bigram sketches, 1 for the same name), minus 0.03 per year apart (up to 10)
+        and 0.01 per minute of running time apart (up to 10), plus 0.2 for the same director, 0.1 same cast,
+        0.1 same writer; a missing year or runtime costs nothing.
 
         The runtime breaks ties that title and year leave: in a block of 1,600
         "Sisters", a record's partner and two others of the same year all score 1.
 
         Where ``name_given`` (the pair's block is one shared name form) the
-        ratio counts as 1: a record that is in the block through its alias
+        likeness counts as 1: a record that is in the block through its alias
         ('Dore Fenetre', also known as 'Golden Window') would otherwise lose
         its partner to every other record that bears the block's title as its
         name, whatever their years and makers.
+
+        The sketch replaced rapidfuzz's Indel ratio here (1M records, A/B):
+        blocking 20 -> 14.6 worker-seconds, 1% more pairs, recall 0.99608 ->
+        0.99598, F1 0.99801 -> 0.99796; moviegraph's pair completeness the
+        same or higher for every source pair and seed.
         """
         left, right = pairs["rid"].to_numpy(), pairs["rid_r"].to_numpy()
-        ratio = np.full(len(left), 100.0, dtype=np.float32)
-        differ = np.flatnonzero((self.name_id[left] != self.name_id[right]) & ~name_given)
-        # lists, not object arrays: rapidfuzz reads them twice as fast and its threads then scale. Indel's
-        # normalised similarity is fuzz.ratio / 100 without the wrapper: 11% faster, and scaled as fuzz.ratio
-        # scales it (in double, then float32) the very same numbers
-        similarity = process.cpdist(
-            self.names[left[differ]].tolist(), self.names[right[differ]].tolist(),
-            scorer=Indel.normalized_similarity, workers=pl.thread_pool_size(), dtype=np.float64,
-        )
-        ratio[differ] = (similarity * 100).astype(np.float32)
+        mine, theirs = self.sketch[left], self.sketch[right]
+        both = np.bitwise_count(mine).astype(np.float32) + np.bitwise_count(theirs)
+        likeness = 2 * np.bitwise_count(mine & theirs) / np.maximum(both, 1)
+        likeness[(self.name_id[left] == self.name_id[right]) | name_given] = 1.0
         gap, minutes = _apart(self.year, left, right), _apart(self.runtime, left, right)
         makers = 0.2 * _same(self.director, left, right) + 0.1 * _same(self.cast, left, right)
         makers += 0.1 * _same(self.writer, left, right)
-        return ratio / 100 - 0.03 * gap - 0.01 * minutes + makers
+        return likeness - 0.03 * gap - 0.01 * minutes + makers
 
 
 def _apart(values: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ import pytest
 
 from matching.blocking import (
     _PRIO,
+    _bigram_sketch,
+    _CheapSide,
     _letter_signature,
     _pairs_across_sources,
     _pairs_in_units,
@@ -24,6 +26,7 @@ from matching.blocking import (
     person_stems,
     plan_partitions,
     prepare_for,
+    prepare_for_groups,
     record_units,
     shared_people,
     title_exact,
@@ -367,16 +370,26 @@ def test_partition_members_bring_every_unit_of_their_members() -> None:
     assert got[3] == ([], [])
 
 
-def test_the_ranking_ratio_is_fuzz_ratio_to_the_last_bit() -> None:
-    """Blocking scores titles with Indel's similarity scaled as fuzz.ratio scales it: the same float32 values."""
-    from rapidfuzz import fuzz, process
-    from rapidfuzz.distance import Indel
+def test_bigram_sketch_is_a_set_of_a_names_bigrams_and_ends() -> None:
+    text = pl.Series(["xx", "knives out", "knives out", None, "", "tuo sevink", "k", "дом"])[1:]  # an offset slice
+    sketch = _bigram_sketch(text)
+    assert sketch[0] == sketch[1] != 0 and sketch[2] == sketch[3] == 0
+    assert sketch[4] != sketch[0]  # the same letters, other bigrams
+    assert 1 <= np.bitwise_count(sketch[5]) <= 2 and sketch[6] != 0  # one byte: its ends; non-ASCII: its bytes
 
-    left = ["mother", "", "knives out", "glass onion a knives out mystery", "amelie", "дом", "x" * 300, "rocky 4"]
-    right = ["mother 2", "", "knives out 2", "knives out", "amelie 2", "дома", "x" * 299 + "y", "rocky iv"]
-    ratio = process.cpdist(left, right, scorer=fuzz.ratio, dtype=np.float32)
-    similarity = process.cpdist(left, right, scorer=Indel.normalized_similarity, dtype=np.float64)
-    assert np.array_equal(ratio, (similarity * 100).astype(np.float32))
+
+def test_partners_rank_by_how_alike_their_names_are() -> None:
+    """The ranking score's name term (Dice of bigram sketches) orders partners as an edit ratio would."""
+    names = ["knives out", "knives out", "knievs out", "knives out 2", "glass onion a knives out mystery", "mother"]
+    recs = records([movie("a" if i == 0 else "b", str(i), name, None) for i, name in enumerate(names)])
+    prep = prepare_for_groups(recs, {})
+    side = _CheapSide.of(prep)
+    rid = {sid: r for sid, r in zip(prep["source_id"], prep["rid"], strict=True)}
+    pairs = pl.DataFrame({"rid": [rid["0"]] * 5, "rid_r": [rid[str(i)] for i in range(1, 6)]})
+    score = side.score(pairs, np.zeros(5, dtype=bool))
+    assert score[0] == 1.0  # the same name
+    assert 1.0 > score[1] > score[3] > score[4]  # a swap; then a subtitle; then nothing alike
+    assert 1.0 > score[2] > score[4]  # a sequel number
 
 
 def test_top_k_keeps_each_record_s_k_best_per_unit_and_other_source() -> None:
