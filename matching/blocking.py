@@ -593,27 +593,33 @@ def record_units(prep: pl.DataFrame, plan: PartitionPlan, *, keys: pl.DataFrame 
     """(rid, unit, partition): a record's blocks, with oversized ones replaced by windows (or purged).
 
     ``keys``: ``record_keys(prep, plan.rules)`` when the caller has them already.
+    One lazy query on the streaming engine: at 10M records 9.3 s where the
+    eager steps took 13.0 s and 1.8 GiB more (1M: 0.74 s against 1.03 s).
     """
     keys = keys if keys is not None else record_keys(prep, plan.rules)
-    keys = keys.join(plan.purged, on="key", how="anti")
-    plain = keys.join(plan.windows.select("key").unique(), on="key", how="anti").select(
-        "rid", unit=_unit_id(pl.col("prio"), pl.col("key"))
-    )
-    windowed = keys.join(plan.windows.select("key").unique(), on="key", how="semi")
+    kept = keys.lazy().join(plan.purged.lazy(), on="key", how="anti")
+    windowed_keys = plan.windows.select("key").unique().lazy()
+    plain = kept.join(windowed_keys, on="key", how="anti").select("rid", unit=_unit_id(pl.col("prio"), pl.col("key")))
     windowed = (
-        windowed.with_columns(_by_rid(prep["rid"], prep["sort_key"]), _by_rid(prep["rid"], prep["year"]))
+        kept.join(windowed_keys, on="key", how="semi")
+        .with_columns(_by_rid(prep["rid"], prep["sort_key"]), _by_rid(prep["rid"], prep["year"]))
         .sort("sort_key")
         .join_asof(
-            plan.windows.sort("bound"), left_on="sort_key", right_on="bound", by="key", check_sortedness=False
+            plan.windows.lazy().sort("bound"), left_on="sort_key", right_on="bound", by="key", check_sortedness=False
         )
         .with_columns(w=_windows_of(plan.rules))
         .explode("w")
         .filter(pl.col("w").is_between(0, pl.col("n_buckets") - 2))
         .select("rid", unit=_unit_id(pl.col("prio"), pl.struct("key", "w").hash(_SEED)))
     )
-    units = pl.concat([plain, windowed]).with_columns(anchor=pl.col("rid").min().over("unit"))
-    return units.join(plan.heavy, on="unit", how="left").select(
-        "rid", "unit", partition=pl.col("partition").fill_null(_light_partition(pl.col("anchor"), plan.n_partitions))
+    units = pl.concat([plain, windowed])
+    anchors = units.group_by("unit").agg(anchor=pl.col("rid").min())
+    light = _light_partition(pl.col("anchor"), plan.n_partitions)
+    return (
+        units.join(anchors, on="unit")
+        .join(plan.heavy.lazy(), on="unit", how="left")
+        .select("rid", "unit", partition=pl.col("partition").fill_null(light))
+        .collect(engine="streaming")
     )
 
 
@@ -725,16 +731,17 @@ def plan_partitions(
     limits = {prio: rule.max_block or max_block for prio, rule in enumerate(rules)}
     limit = pl.col("prio").replace_strict(limits, return_dtype=pl.Int64)
     src = _by_rid(prep["rid"], prep["src"])
-    per_source = keys.with_columns(src).group_by("prio", "key", "src").agg(*_per_source())
-    blocks = per_source.group_by("prio", "key").agg(*_block_sizes())
+    # the streaming engine: at 10M records (86M keys) 3.4 s and 3 GiB for the per-source counts, where the eager
+    # group-by took 8.4 s and 7.5 GiB
+    per_source = keys.lazy().with_columns(src).group_by("prio", "key", "src").agg(*_per_source())
+    blocks = per_source.group_by("prio", "key").agg(*_block_sizes()).collect(engine="streaming")
     purging = [prio for prio, rule in enumerate(rules) if rule.purge]
     oversized = blocks.filter(pl.col("n") > limit)
     purged = oversized.filter(pl.col("prio").is_in(purging)).select("key")
     blocks = blocks.join(purged, on="key", how="anti")
-    keys = keys.join(purged, on="key", how="anti")
     big = oversized.join(purged, on="key", how="anti").select("key")
     members = (
-        keys.join(big, on="key", how="semi")
+        keys.join(big, on="key", how="semi")  # no purged key is big: the keys need no purging first (a copy of all)
         .with_columns(_by_rid(prep["rid"], prep[column]) for column in ("sort_key", "src", "year"))
         .sort("key", "sort_key", "rid")  # rid breaks ties: the same costs on every run
         .with_columns(pos=pl.int_range(pl.len()).over("key"))
@@ -752,6 +759,7 @@ def plan_partitions(
     )
     window_cost = (
         members.with_columns(n_buckets=(pl.col("bucket").max() + 1).over("key"))
+        .lazy()
         .with_columns(w=_windows_of(rules))
         .explode("w")
         .filter(pl.col("w").is_between(0, pl.col("n_buckets") - 2))
@@ -760,6 +768,7 @@ def plan_partitions(
         .group_by("prio", "key", "w")
         .agg(*_block_sizes())
         .select(unit=_unit_id(pl.col("prio"), pl.struct("key", "w").hash(_SEED)), n="n", sq="sq", anchor="anchor")
+        .collect(engine="streaming")
     )
     plain_cost = blocks.join(big, on="key", how="anti").select(
         unit=_unit_id(pl.col("prio"), pl.col("key")), n="n", sq="sq", anchor="anchor"
