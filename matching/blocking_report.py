@@ -55,12 +55,13 @@ def block_size_histogram(units: pl.DataFrame) -> pl.DataFrame:
 
     ``units``: ``record_units`` of the records under a plan (a run folder keeps this as ``block_sizes.parquet``).
     """
-    sizes = units.group_by("unit").len("size")
+    sizes = units.lazy().group_by("unit").len("size")  # streaming: 10M records' 66M memberships in less time
     return (
         sizes.with_columns(size_from=(2 ** pl.col("size").log(2).floor()).cast(pl.Int64))
         .group_by("size_from")
         .agg(units=pl.len(), records=pl.col("size").sum())
         .sort("size_from")
+        .collect(engine="streaming")
     )
 
 
