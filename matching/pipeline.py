@@ -318,7 +318,10 @@ def _write_atomic(table: pa.Table, path: Path, *, compress: bool = True) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".arrow":
-        feather.write_feather(table, tmp, compression="lz4" if compress else "uncompressed")
+        # one record batch, not pyarrow's 64k-row ones: a partition then reads each column as one chunk, which
+        # its gathers want (1M A/B: partitions 15.7 / 15.3 -> 15.1 / 15.0 s)
+        compression = "lz4" if compress else "uncompressed"
+        feather.write_feather(table, tmp, compression=compression, chunksize=max(table.num_rows, 1))
     else:
         pq.write_table(table, tmp)
     tmp.replace(path)
