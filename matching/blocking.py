@@ -648,8 +648,8 @@ def pairing_units(units: pl.DataFrame, prep: pl.DataFrame, within_source: bool) 
     if within_source:
         can_pair = units.lazy().group_by("unit").len().filter(pl.col("len") > 1)
     else:
-        src = prep["src"].gather(units["rid"])  # prep is numbered by rid (matching.normalize.prepare)
-        spans = units.lazy().with_columns(src=src).group_by("unit").agg(lo=pl.min("src"), hi=pl.max("src"))
+        spans = units.lazy().with_columns(_by_rid(prep["rid"], prep["src"]))
+        spans = spans.group_by("unit").agg(lo=pl.min("src"), hi=pl.max("src"))
         can_pair = spans.filter(pl.col("lo") != pl.col("hi"))
     return units.lazy().join(can_pair.select("unit"), on="unit", how="semi").collect(engine="streaming")
 
@@ -748,7 +748,7 @@ def plan_partitions(
     big = oversized.join(purged, on="key", how="anti").select("key")
     members = (
         keys.join(big, on="key", how="semi")  # no purged key is big: the keys need no purging first (a copy of all)
-        .with_columns(_by_rid(prep["rid"], prep[column]) for column in ("sort_key", "src", "year"))
+        .with_columns(src, _by_rid(prep["rid"], prep["sort_key"]), _by_rid(prep["rid"], prep["year"]))
         .sort("key", "sort_key", "rid")  # rid breaks ties: the same costs on every run
         .with_columns(pos=pl.int_range(pl.len()).over("key"))
         .with_columns(step=(limit // 2).clip(1, None))
@@ -1033,13 +1033,11 @@ def pairs_table(rows: pl.DataFrame, prepared: pl.DataFrame, plan: PartitionPlan,
     """CANDIDATE_PAIRS of ``candidate_rows``: each rid's (source, source_id) gathered, in the rows' order."""
     source, source_id = prepared["source"], prepared["source_id"]
     left, right = rows["rid"], rows["rid_r"]
-    names = {prio: rule.name for prio, rule in enumerate(plan.rules)}
-    out = pl.DataFrame({
-        "left_source": source.gather(left), "left_id": source_id.gather(left),
-        "right_source": source.gather(right), "right_id": source_id.gather(right),
-        "partition": pl.repeat(partition, rows.height, dtype=pl.Int32, eager=True),
-        "rule": (rows["unit"] // _PRIO).replace_strict(names, return_dtype=pl.String),
-    })
+    out = rows.select(
+        left_source=source.gather(left), left_id=source_id.gather(left),
+        right_source=source.gather(right), right_id=source_id.gather(right),
+        partition=pl.lit(partition, pl.Int32), rule=unit_rule(pl.col("unit"), plan),
+    )
     return conform(out.to_arrow(), CANDIDATE_PAIRS)
 
 
