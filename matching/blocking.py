@@ -269,9 +269,12 @@ def name_anagram(min_chars: int = 4) -> BlockingRule:
     ``title_prefix`` sees. Names shorter than ``min_chars`` letters make no
     key.
     """
+    def key(letters: pl.Series) -> pl.Series:  # one pass of the space-stripping chain, not one per use
+        long = letters.str.len_chars() >= min_chars
+        return pl.select(pl.when(long).then(_letter_signature(letters)).cast(pl.String)).to_series()
+
     letters = pl.col("name_norm").str.replace_all(" ", "", literal=True)
-    signature = letters.map_batches(_letter_signature, return_dtype=pl.UInt64).cast(pl.String)
-    return BlockingRule("name_anagram", _single(pl.when(letters.str.len_chars() >= min_chars).then(signature)))
+    return BlockingRule("name_anagram", _single(letters.map_batches(key, return_dtype=pl.String)))
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
