@@ -63,6 +63,12 @@ def train(
         f"{meta['valid_pairs']:,} validation pairs, validation F1 {meta['valid_f1']:.4f} at threshold "
         f"{model.threshold:.3f}, {meta['trees']} trees → {out}"
     )
+    if "screen" in meta:
+        sc = meta["screen"]
+        console.print(
+            f"screen: {sc['trees']} trees on {sc['features']} cheap features; it rejects "
+            f"{sc['valid_rejected']:.1%} of the validation pairs before their costly features"
+        )
     gains = sorted(zip(model.booster.feature_importance("gain"), model.features, strict=True), reverse=True)
     console.print("most useful features: " + ", ".join(f"{name} ({gain:,.0f})" for gain, name in gains[:8]))
 
@@ -110,7 +116,8 @@ def match(
     if partition is not None:
         stats = score_partition(run_dir, partition, out_dir=out)
         console.print(
-            f"partition {partition}: {stats.pairs:,} pairs, {stats.matches:,} matches; blocking "
+            f"partition {partition}: {stats.pairs:,} pairs ({stats.screened_out:,} rejected by the screen), "
+            f"{stats.matches:,} matches; blocking "
             f"{stats.seconds_blocking:.2f} s, features {stats.seconds_features:.2f} s, scoring "
             f"{stats.seconds_scoring:.2f} s → {(out or run_dir) / 'scores'}/part-{partition:04d}.parquet"
         )
@@ -133,7 +140,8 @@ def match(
     stats = read_partition_stats(run_dir)
     console.print(
         f"{recs.height:,} records → {int(stats['pairs'].sum()):,} candidate pairs in {partitions} partitions "
-        f"({int(stats['matches'].sum()):,} accepted) → {result.n_entities:,} entities "
+        f"({int(stats['matches'].sum()):,} accepted, {int(stats['screened_out'].sum()):,} of the rest rejected by "
+        f"the model's screen) → {result.n_entities:,} entities "
         f"({result.n_split} clusters split, {result.dropped.height:,} pairs dropped) in "
         f"{time.perf_counter() - started:.1f} s → {run_dir / 'crosswalk.parquet'}"
     )
@@ -172,6 +180,13 @@ def explain(
     console.print(
         f"{left} vs {right}: score {result['score']:.3f} (threshold {result['threshold']:.3f}) → [bold]{verdict}[/]"
     )
+    screen = result["screen"]
+    if screen is not None:
+        verdict = "rejected the pair" if screen["rejected"] else "left the pair to the full model"
+        console.print(
+            f"the model's screen (cheap features only) gave {screen['probability']:.3f} and {verdict} "
+            f"(it rejects below {screen['cut']:.3f})"
+        )
     table = Table(title="contributions to the log-odds, strongest first", title_justify="left")
     for col in ("feature", "value", "contribution"):
         table.add_column(col, justify="left" if col == "feature" else "right")

@@ -9,7 +9,7 @@ import polars as pl
 
 from kg.errors import KGError
 from matching.features import model_features, pair_features, prepare_features
-from matching.model import PairModel
+from matching.model import PairModel, score_pairs
 from schemas.tables import CANDIDATE_PAIRS, conform
 
 
@@ -19,7 +19,9 @@ def explain_pair(
     """Score, decision and every feature's value and contribution, strongest contribution first.
 
     Works for any two records, blocked together or not, so a user can ask why
-    an expected match was never made.
+    an expected match was never made. The contributions are the full model's;
+    where the model's screen rejected the pair, ``screen`` says so and the
+    score is the screen's (``matching.model.score_screened``).
     """
     keys = records.select("source", "source_id")
     for source, source_id in (left, right):
@@ -38,7 +40,12 @@ def explain_pair(
         )
     )
     contrib = model.contributions(features).row(0, named=True)
-    score = float(model.predict(features)[0])
+    scored = pl.from_arrow(score_pairs(features, model))
+    score, match = float(scored["score"][0]), bool(scored["match"][0])
+    screen = None
+    if model.screen is not None:
+        p = float(model.screen.probability(features)[0])
+        screen = {"probability": p, "cut": model.screen.cut, "rejected": p < model.screen.cut}
     rows = []
     for name in model.features:
         value = features[name][0]
@@ -50,6 +57,6 @@ def explain_pair(
     rows.sort(key=lambda r: abs(r["contribution"]), reverse=True)
     return {
         "left": ":".join(left), "right": ":".join(right), "score": score, "threshold": model.threshold,
-        "match": score >= model.threshold, "bias": float(contrib["bias"]), "model_id": model.model_id,
+        "match": match, "bias": float(contrib["bias"]), "model_id": model.model_id, "screen": screen,
         "features": rows,
     }

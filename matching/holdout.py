@@ -166,7 +166,7 @@ def holdout_eval(
         "model": {"id": model.model_id, "threshold": round(model.threshold, 4), **{
             k: model.metadata[k] for k in ("train_pairs", "train_matches", "valid_f1", "trees",
                                            "dropped_conflicting_negatives")
-        }},
+        }, "screen": model.metadata.get("screen")},
         "pr_curve": curve.to_dicts(),
         "worst_errors": worst_errors(scores, y_test, model.threshold).to_dicts(),
         "seconds": {

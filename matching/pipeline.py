@@ -61,8 +61,8 @@ from matching.blocking import (
 )
 from matching.blocking_report import block_size_histogram
 from matching.cluster import ClusterResult, cluster_pairs
-from matching.features import model_features, pair_features, prepare_features
-from matching.model import PairModel, load_model, score_pairs
+from matching.features import model_features, pair_features, prepare_features, screen_features
+from matching.model import PairModel, load_model, score_pairs, score_screened
 from schemas.ontology import load_ontology
 from schemas.tables import RECORDS, SCORES, conform, conform_frame, empty
 
@@ -114,6 +114,7 @@ class PartitionStats:
     seconds_blocking: float
     seconds_features: float
     seconds_scoring: float
+    screened_out: int = 0  # pairs the model's screen rejected without the costly features
 
     @property
     def seconds(self) -> float:
@@ -377,18 +378,47 @@ def score_partition(
     rows = candidate_rows(prepared, units, plan, partition)
     pairs = pairs_table(rows, prepared, plan, partition)
     t1 = time.perf_counter()
-    features = pair_features(pairs, prepared=prepared, features=model_features(model), rows=rows)
-    t2 = time.perf_counter()
-    scores = score_pairs(features, model) if features.num_rows else empty(SCORES)
-    t3 = time.perf_counter()
+    scores, rejected, featuring = _score(pairs, rows, prepared, model)
+    scoring = time.perf_counter() - t1 - featuring
     _write_atomic(scores, out / "scores" / f"part-{partition:04d}.parquet")
     n_match = int(pl.from_arrow(scores["match"]).sum())
-    stats = PartitionStats(partition, scores.num_rows, n_match, t1 - t0, t2 - t1, t3 - t2)
+    stats = PartitionStats(partition, scores.num_rows, n_match, t1 - t0, featuring, scoring, rejected)
     stats_path = out / "stats" / f"part-{partition:04d}.json"
     stats_path.parent.mkdir(parents=True, exist_ok=True)
     stats_path.write_text(json.dumps(asdict(stats)))
     log.info("partition %d: %d pairs, %d matches, %.2f s", partition, stats.pairs, stats.matches, stats.seconds)
     return stats
+
+
+def _score(
+    pairs: pa.Table, rows: pl.DataFrame, prepared: pl.DataFrame, model: PairModel
+) -> tuple[pa.Table, int, float]:
+    """A partition's SCORES, how many pairs the model's screen rejected, and the seconds spent on features.
+
+    With a screen, every pair gets the screen's cheap features and only the
+    pairs it does not reject get the rest of the model's features.
+    """
+    if not pairs.num_rows:
+        return empty(SCORES), 0, 0.0
+    started = time.perf_counter()
+    if model.screen is None:
+        features = pair_features(pairs, prepared=prepared, features=model_features(model), rows=rows)
+        featuring = time.perf_counter() - started
+        return score_pairs(features, model), 0, featuring
+    cheap = pl.from_arrow(pair_features(pairs, prepared=prepared, features=screen_features(model), rows=rows))
+    featuring, kept = time.perf_counter() - started, 0
+    rest = tuple(f for f in model_features(model) if f.name not in model.screen.features)
+
+    def costly(at: np.ndarray) -> pl.DataFrame:
+        nonlocal featuring, kept
+        begun, kept = time.perf_counter(), len(at)
+        more = pair_features(pairs.take(at), prepared=prepared, features=rest, rows=rows[at])
+        full = cheap[at].hstack(pl.from_arrow(more).select(f.name for f in rest))
+        featuring += time.perf_counter() - begun
+        return full
+
+    scores = score_screened(cheap, model, costly)
+    return scores, pairs.num_rows - kept, featuring
 
 
 def run_partitions(

@@ -13,6 +13,7 @@ from matching.blocking import candidate_pairs, candidate_rows, load_plan, pairs_
 from matching.evaluate import pairwise_metrics
 from matching.features import pair_features
 from matching.labels import crosswalk_pairs
+from matching.model import score_pairs
 from matching.pipeline import (
     PLAN_FILES,
     MatchConfig,
@@ -28,7 +29,8 @@ from matching.train import train_on_truth
 
 @pytest.fixture(scope="module")
 def model(training_run):
-    return train_on_truth(training_run.records, training_run.truth_pairs)
+    # with a screen, though the sample is too small to trust one: the runs here take the screen's path
+    return train_on_truth(training_run.records, training_run.truth_pairs, screen_min_accepted=1)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,22 @@ def test_a_partition_gathers_its_pairs_records_by_the_rows_blocking_kept(run) ->
         assert pairs.num_rows > 0
         assert pairs.equals(candidate_pairs(None, plan, p, prepared=prepared, units=units))
         assert pair_features(pairs, prepared=prepared, rows=rows).equals(pair_features(pairs, prepared=prepared))
+
+
+def test_a_partition_scores_as_score_pairs_does_on_every_feature(run, model) -> None:
+    """The screen's shortcut (costly features only for the pairs it does not reject) changes no score."""
+    run_dir, _ = run
+    assert model.screen is not None
+    plan = load_plan(run_dir / "plan.pkl")
+    screened = 0
+    for p in range(plan.n_partitions):
+        prepared, units = pipeline._partition_inputs(run_dir, p)
+        rows = candidate_rows(prepared, units, plan, p)
+        features = pair_features(pairs_table(rows, prepared, plan, p), prepared=prepared, rows=rows)
+        shard = pl.read_parquet(run_dir / "scores" / f"part-{p:04d}.parquet")
+        assert shard.equals(pl.from_arrow(score_pairs(features, model)))
+        screened += int((model.screen.probability(pl.from_arrow(features)) < model.screen.cut).sum())
+    assert 0 < read_partition_stats(run_dir)["screened_out"].sum() == screened
 
 
 def test_partition_inputs_hold_what_its_pairs_need(run, sample_run) -> None:

@@ -49,8 +49,12 @@ def train_ensemble(
     """
     df = features if isinstance(features, pl.DataFrame) else pl.from_arrow(features)
     y = np.asarray(labels, dtype=np.float32)
+    # no screens: the ensemble averages its members' full-model probabilities, and ~300 pairs cost nothing to score
     models = tuple(
-        train_model(df, y, valid_fraction=valid_fraction, seed=s, params={**(params or {}), "seed": s}, **train_kwargs)
+        train_model(
+            df, y, valid_fraction=valid_fraction, seed=s, params={**(params or {}), "seed": s}, screen=False,
+            **train_kwargs,
+        )
         for s in seeds
     )
     if len(models) == 1:
