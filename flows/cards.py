@@ -118,9 +118,9 @@ def partition_components(partitions: list[dict[str, Any]], skew: str) -> list:
              "y": {"field": "seconds", "type": "quantitative", "stack": True},
              "color": {"field": "stage", "type": "nominal"}},
         ),
-        rows_table(partitions, ["partition", "pairs", "matches", "seconds", "seconds_blocking", "seconds_features",
-                                "seconds_scoring", "estimated_pairs", "heavy_units", "heavy_rules", "time_ratio",
-                                "pairs_ratio", "us_per_pair", "slowest_stage"]),
+        rows_table(partitions, ["partition", "pairs", "matches", "screened_out", "seconds", "seconds_blocking",
+                                "seconds_features", "seconds_scoring", "estimated_pairs", "heavy_units",
+                                "heavy_rules", "time_ratio", "pairs_ratio", "us_per_pair", "slowest_stage"]),
     ]
 
 

@@ -70,7 +70,8 @@ def partition_report(run_dir: str | Path, top: int = 3) -> tuple[pl.DataFrame, s
         )
         .sort("seconds", "partition", descending=[True, False])
         .select(
-            "partition", "pairs", "matches", "seconds", *stage_cols, "estimated_pairs", "heavy_units", "heavy_rules",
+            "partition", "pairs", "matches", "screened_out", "seconds", *stage_cols, "estimated_pairs", "heavy_units",
+            "heavy_rules",
             "time_ratio", "pairs_ratio", "us_per_pair", "slowest_stage",
         )
     )

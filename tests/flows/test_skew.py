@@ -38,6 +38,7 @@ def test_a_partition_with_more_pairs(run_dir: Path) -> None:
     table, text = partition_report(run_dir)
     assert table["partition"].to_list()[0] == 1
     assert table["time_ratio"][0] == pytest.approx(3.0 / 1.05)
+    assert table["screened_out"].to_list() == [0, 0, 0, 0]  # stats written before screens count none
     assert "4 partitions; slowest/median time 2.86" in text
     assert "partition 1: 2.86x the median time, 2.86x the median pairs; features 70% of its time" in text
 
