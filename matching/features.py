@@ -287,10 +287,13 @@ def _registered(names: tuple[str, ...], model_id: str) -> tuple[Feature, ...]:
 
 
 def describe_features() -> pl.DataFrame:
-    """The registry as a table: name and meaning of every feature column."""
-    return pl.DataFrame(
-        {"feature": [f.name for f in FEATURE_REGISTRY], "doc": [f.doc for f in FEATURE_REGISTRY]}
-    )
+    """The registry as a table: name and meaning of every feature column, and whether it is costly (left to the
+    pairs a model's screen keeps)."""
+    return pl.DataFrame({
+        "feature": [f.name for f in FEATURE_REGISTRY],
+        "doc": [f.doc for f in FEATURE_REGISTRY],
+        "costly": [f.costly for f in FEATURE_REGISTRY],
+    })
 
 
 def prepare_features(records: pa.Table | pl.DataFrame, *, prepared: pl.DataFrame | None = None) -> pl.DataFrame:

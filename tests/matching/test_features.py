@@ -48,6 +48,8 @@ def test_schema_is_float32_per_registered_feature(features: pl.DataFrame) -> Non
     assert features.columns == ["left_source", "left_id", "right_source", "right_id", "partition", *names]
     assert all(features[n].dtype == pl.Float32 for n in names)
     assert describe_features().height == len(names)
+    assert describe_features().filter("costly")["feature"].to_list() == [
+        "title_token_set", "title_token_sort", "title_ratio_raw", "alias_best", "abstract_ratio"]
 
 
 def test_same_film_scores_high(features: pl.DataFrame) -> None:
