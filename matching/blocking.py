@@ -855,7 +855,7 @@ def _partition_rows(
 ) -> pl.DataFrame:
     mine = units.filter(pl.col("partition") == partition).select("rid", "unit")
     # a membership's row number names its (unit, rid) in one integer: top-k groups by it, not by two columns
-    mine = mine.join(prep.select("rid", "src"), on="rid").with_row_index("member")
+    mine = mine.with_columns(_by_rid(prep["rid"], prep["src"])).with_row_index("member")
     across = not plan.within_source and prep["src"].is_sorted()  # rids follow sources (matching.normalize.prepare)
     k_by_prio = {prio: rule.top_k or plan.top_k for prio, rule in enumerate(plan.rules)}
     name_given = [prio for prio, rule in enumerate(plan.rules) if rule.name_given]
