@@ -53,8 +53,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
 SCREEN_MIN_ACCEPTED = 1000
 """Validation pairs the full model must accept before a screen is trained. The screen's cut is the lowest
 screen probability among them, and an unseen accepted pair falls below the lowest of n with a chance of about
-1 in n + 1: 0.1% at 1,000. Trained on the tests' sample (135 accepted validation pairs), a screen rejected 20
-of the 786 pairs the full model accepts among another seed's records, 14 of them true: F1 0.996 -> 0.991."""
+1 in n + 1: 0.1% at 1,000. Trained on the tests' sample (135 matches among 474 validation pairs), a screen
+rejected 20 of the 786 pairs the full model accepts among another seed's records, 14 of them true: F1 0.996 ->
+0.991."""
 
 SCREEN_PARAMS: dict[str, Any] = {"learning_rate": 0.3}
 """The screen only has to put plain non-matches below every validated accept: coarser steps get there in a
