@@ -44,8 +44,8 @@ def explain_pair(
     score, match = float(scored["score"][0]), bool(scored["match"][0])
     screen = None
     if model.screen is not None:
-        p = float(model.screen.probability(features)[0])
-        screen = {"probability": p, "cut": model.screen.cut, "rejected": p < model.screen.cut}
+        p = model.screen.probability(features)
+        screen = {"probability": float(p[0]), "cut": model.screen.cut, "rejected": bool(model.screen.rejects(p)[0])}
     rows = []
     for name in model.features:
         value = features[name][0]

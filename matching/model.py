@@ -67,6 +67,14 @@ class ModelError(KGError):
     """A model file that cannot be used: wrong format or version, or features it was not trained on."""
 
 
+def _probabilities(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    """float32 match probabilities of a design matrix's rows (none for no rows)."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.float32)
+    # as many threads as polars may use: a pool worker has its share of the cores, not all of them
+    return booster.predict(x, num_threads=pl.thread_pool_size()).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Screen:
     """A second, small model on the cheap features only: it rejects the plain non-matches before the costly
@@ -97,10 +105,11 @@ class Screen:
         missing = [f for f in self.features if f not in features.columns]
         if missing:
             raise ModelError(f"the screen needs features missing here: {missing}")
-        if features.is_empty():
-            return np.zeros(0, dtype=np.float32)
-        x = features.select(self.features).to_numpy().astype(np.float32, copy=False)
-        return self.booster.predict(x, num_threads=pl.thread_pool_size()).astype(np.float32)
+        return _probabilities(self.booster, features.select(self.features).to_numpy().astype(np.float32, copy=False))
+
+    def rejects(self, probability: np.ndarray) -> np.ndarray:
+        """The rows the screen rejects, from their ``probability``: the rest go to the full model."""
+        return probability < self.cut
 
     def text(self) -> str:
         return self.booster.model_to_string() + f"|{self.cut:.6f}"
@@ -139,11 +148,7 @@ class PairModel:
 
     def predict(self, features: pa.Table | pl.DataFrame) -> np.ndarray:
         """Match probability per row; NaN features are LightGBM's missing values."""
-        x = self.matrix(features)
-        if len(x) == 0:
-            return np.zeros(0, dtype=np.float32)
-        # as many threads as polars may use: a pool worker has its share of the cores, not all of them
-        return self.booster.predict(x, num_threads=pl.thread_pool_size()).astype(np.float32)
+        return _probabilities(self.booster, self.matrix(features))
 
     def contributions(self, features: pa.Table | pl.DataFrame) -> pl.DataFrame:
         """Per-row SHAP-style contributions (log-odds) of every feature, plus the bias and the raw value."""
@@ -373,11 +378,11 @@ def _screen(
     booster: lgb.Booster, x_valid: np.ndarray, names: tuple[str, ...], cheap: tuple[str, ...], accepted: np.ndarray
 ) -> tuple[Screen, dict[str, Any]]:
     """The screen with its cut set on validation (``screen_cut``), and how much of validation it rejects."""
-    p = booster.predict(x_valid[:, [names.index(c) for c in cheap]]).astype(np.float32)
-    cut = screen_cut(p, accepted)
-    return Screen(booster, cheap, cut), {
-        "features": len(cheap), "trees": booster.num_trees(), "cut": cut,
-        "valid_rejected": round(float((p < cut).mean()), 5),
+    p = _probabilities(booster, x_valid[:, [names.index(c) for c in cheap]])
+    screen = Screen(booster, cheap, screen_cut(p, accepted))
+    return screen, {
+        "features": len(cheap), "trees": booster.num_trees(), "cut": screen.cut,
+        "valid_rejected": round(float(screen.rejects(p).mean()), 5),
     }
 
 
@@ -410,7 +415,7 @@ def score_screened(
     if screen is None:
         raise ValueError("score_screened needs a model with a screen")
     p = screen.probability(cheap)
-    rest = np.flatnonzero(p >= screen.cut)
+    rest = np.flatnonzero(~screen.rejects(p))
     score = np.minimum(p, np.nextafter(np.float32(model.threshold), np.float32(0)))
     if len(rest):
         score[rest] = model.predict(costly(rest))

@@ -464,10 +464,8 @@ def read_partition_stats(run_dir: str | Path) -> pl.DataFrame:
     """One row per finished partition: pairs, matches, pairs the screen rejected and seconds per stage (a stats
     file written before screens counts none)."""
     files = sorted((Path(run_dir) / "stats").glob("part-*.json"))
-    rows = [asdict(PartitionStats(**json.loads(p.read_text()))) for p in files]
-    return pl.DataFrame(rows).with_columns(
-        seconds=pl.col("seconds_blocking") + pl.col("seconds_features") + pl.col("seconds_scoring")
-    ) if rows else pl.DataFrame()
+    stats = [PartitionStats(**json.loads(p.read_text())) for p in files]
+    return pl.DataFrame([{**asdict(s), "seconds": s.seconds} for s in stats]) if stats else pl.DataFrame()
 
 
 def accepted_pairs(run_dir: str | Path) -> pl.DataFrame:
