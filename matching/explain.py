@@ -21,7 +21,7 @@ def explain_pair(
     Works for any two records, blocked together or not, so a user can ask why
     an expected match was never made. The contributions are the full model's;
     where the model's screen rejected the pair, ``screen`` says so and the
-    score is the screen's (``matching.model.score_screened``).
+    score is the screen's (``matching.model.screened_scores``).
     """
     keys = records.select("source", "source_id")
     for source, source_id in (left, right):

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kg.errors import KGError
 from matching.features import cheap_feature_names
@@ -125,9 +126,10 @@ class PairModel:
     metadata: dict[str, Any]
     screen: Screen | None = None
 
-    @property
+    @cached_property
     def model_id(self) -> str:
-        """Content hash of the trees, threshold and screen: the id stamped on every score it produces."""
+        """Content hash of the trees, threshold and screen: the id stamped on every score it produces (once per
+        model: writing the trees out as text takes ~1 ms, and every partition asks several times)."""
         text = self.booster.model_to_string() + f"|{self.threshold:.6f}"
         if self.screen is not None:
             text += "|" + self.screen.text()
@@ -393,39 +395,38 @@ def screen_cut(p: np.ndarray, accepted: np.ndarray) -> float:
 
 
 def score_pairs(features: pa.Table | pl.DataFrame, model: PairModel) -> pa.Table:
-    """SCORES for a FEATURES table: probability, the decision, and the model's id (``score_screened`` where the
+    """SCORES for a FEATURES table: probability, the decision, and the model's id (``screened_scores`` where the
     model has a screen: the same scores a run's partitions give)."""
     df = features if isinstance(features, pl.DataFrame) else pl.from_arrow(features)
-    if model.screen is not None:
-        return score_screened(df, model, lambda rows: df[rows])
-    score = model.predict(df)
-    return _scores(df, score, score >= model.threshold, model)
+    score = screened_scores(df, model, lambda rows: df[rows]) if model.screen is not None else model.predict(df)
+    return scores_table(df.select(_KEYS).to_arrow(), score, model)
 
 
-def score_screened(
+def screened_scores(
     cheap: pl.DataFrame, model: PairModel, costly: Callable[[np.ndarray], pl.DataFrame]
-) -> pa.Table:
-    """SCORES where the screen rejects what it can from ``cheap`` (the pairs with the screen's features) and
-    the full model scores the rest, whose full FEATURES ``costly(rows)`` gives (rows: positions in ``cheap``).
+) -> np.ndarray:
+    """Match probabilities where the screen rejects what it can from ``cheap`` (the pairs with the screen's
+    features) and the full model scores the rest, whose full features ``costly(rows)`` gives (rows: positions
+    in ``cheap``).
 
     A rejected pair's score is the screen's probability, kept below the
     threshold, so ``match`` is always ``score >= threshold``.
     """
     screen = model.screen
     if screen is None:
-        raise ValueError("score_screened needs a model with a screen")
+        raise ValueError("screened_scores needs a model with a screen")
     p = screen.probability(cheap)
     rest = np.flatnonzero(~screen.rejects(p))
     score = np.minimum(p, np.nextafter(np.float32(model.threshold), np.float32(0)))
     if len(rest):
         score[rest] = model.predict(costly(rest))
-    return _scores(cheap, score, score >= model.threshold, model)
+    return score
 
 
-def _scores(pairs: pl.DataFrame, score: np.ndarray, match: np.ndarray, model: PairModel) -> pa.Table:
-    out = pairs.select(_KEYS).with_columns(
-        score=pl.Series(score, dtype=pl.Float32),
-        match=pl.Series(match, dtype=pl.Boolean),
-        model_id=pl.lit(model.model_id),
-    )
-    return conform(out.to_arrow(), SCORES)
+def scores_table(pairs: pa.Table, score: np.ndarray, model: PairModel) -> pa.Table:
+    """SCORES of ``pairs`` (any table holding the pair keys and partition: CANDIDATE_PAIRS, FEATURES) scored
+    ``score`` by ``model``; the key columns are taken as they are, not copied."""
+    score = pa.array(score, pa.float32())
+    decided = {"score": score, "match": pc.greater_equal(score, model.threshold),
+               "model_id": pa.repeat(model.model_id, len(score))}
+    return conform(pa.table({**{k: pairs[k] for k in _KEYS}, **decided}), SCORES)

@@ -61,8 +61,8 @@ from matching.blocking import (
 )
 from matching.blocking_report import block_size_histogram
 from matching.cluster import ClusterResult, cluster_pairs
-from matching.features import model_features, pair_features, prepare_features, screen_features
-from matching.model import PairModel, load_model, score_pairs, score_screened
+from matching.features import feature_frame, model_features, prepare_features, screen_features
+from matching.model import PairModel, load_model, scores_table, screened_scores
 from schemas.ontology import load_ontology
 from schemas.tables import RECORDS, SCORES, conform, conform_frame, empty
 
@@ -402,23 +402,22 @@ def _score(
         return empty(SCORES), 0, 0.0
     started = time.perf_counter()
     if model.screen is None:
-        features = pair_features(pairs, prepared=prepared, features=model_features(model), rows=rows)
+        features = feature_frame(prepared, rows, model_features(model))
         featuring = time.perf_counter() - started
-        return score_pairs(features, model), 0, featuring
-    cheap = pl.from_arrow(pair_features(pairs, prepared=prepared, features=screen_features(model), rows=rows))
+        return scores_table(pairs, model.predict(features), model), 0, featuring
+    cheap = feature_frame(prepared, rows, screen_features(model))
     featuring, kept = time.perf_counter() - started, 0
     rest = tuple(f for f in model_features(model) if f.name not in model.screen.features)
 
     def costly(at: np.ndarray) -> pl.DataFrame:
         nonlocal featuring, kept
         begun, kept = time.perf_counter(), len(at)
-        more = pair_features(pairs.take(at), prepared=prepared, features=rest, rows=rows[at])
-        full = cheap[at].hstack(pl.from_arrow(more).select(f.name for f in rest))
+        full = cheap[at].hstack(feature_frame(prepared, rows[at], rest))
         featuring += time.perf_counter() - begun
         return full
 
-    scores = score_screened(cheap, model, costly)
-    return scores, pairs.num_rows - kept, featuring
+    score = screened_scores(cheap, model, costly)
+    return scores_table(pairs, score, model), pairs.num_rows - kept, featuring
 
 
 def run_partitions(
