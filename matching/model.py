@@ -83,7 +83,7 @@ class Screen:
 
     Most candidate pairs are plainly different records, and the costly
     features (``matching.features.Feature.costly``: token set and sort,
-    aliases, abstracts) only matter for the others. A pair whose screen
+    aliases, abstracts, the minor set features) only matter for the others. A pair whose screen
     probability is below ``cut`` is rejected; every other pair gets the
     costly features and the full model, so each accepted pair and its score
     are the full model's. Training puts the cut at the lowest screen

@@ -49,7 +49,9 @@ def test_schema_is_float32_per_registered_feature(features: pl.DataFrame) -> Non
     assert all(features[n].dtype == pl.Float32 for n in names)
     assert describe_features().height == len(names)
     assert describe_features().filter("costly")["feature"].to_list() == [
-        "title_token_set", "title_token_sort", "title_ratio_raw", "alias_best", "abstract_ratio"]
+        "title_token_set", "title_token_sort", "title_jaro_winkler", "title_ratio_raw", "alias_best",
+        "country_jaccard", "language_jaccard", "genre_jaccard", "profession_jaccard", "role_jaccard",
+        "abstract_ratio"]
 
 
 def test_same_film_scores_high(features: pl.DataFrame) -> None:
