@@ -83,11 +83,11 @@ class Screen:
 
     Most candidate pairs are plainly different records, and the costly
     features (``matching.features.Feature.costly``: token set and sort,
-    aliases, abstracts, the minor set features) only matter for the others. A pair whose screen
-    probability is below ``cut`` is rejected; every other pair gets the
-    costly features and the full model, so each accepted pair and its score
-    are the full model's. Training puts the cut at the lowest screen
-    probability of a validation pair the full model accepts.
+    aliases, abstracts, the minor set features) only matter for the others.
+    A pair whose screen probability is below ``cut`` is rejected; every
+    other pair gets the costly features and the full model, so each accepted
+    pair and its score are the full model's. Training puts the cut at the
+    lowest screen probability of a validation pair the full model accepts.
 
     The screen only rejects. Letting it also accept (above the highest
     probability of a validation pair the full model rejects) was faster,

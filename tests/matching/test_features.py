@@ -54,6 +54,31 @@ def test_schema_is_float32_per_registered_feature(features: pl.DataFrame) -> Non
         "abstract_ratio"]
 
 
+@pytest.mark.parametrize("kinds", ["expressions", "arrays", "costly", "cheap"])
+def test_any_subset_of_features_gives_the_full_computation_s_values(kinds: str) -> None:
+    """A subset gathers only the columns its features read (the screen's features, then the rest): the values
+    must not depend on which other features were computed beside them."""
+    recs = records([
+        movie("a", "ko", "Knives Out", 2019, runtime_min=130.0, directors=["Rian Johnson"], countries=["US"]),
+        movie("b", "ko", "Knives Out", 2019, runtime_min=131.0, directors=["rian johnson"], countries=["us", "gb"],
+              aliases=["Puñales por la espalda"]),
+        movie("b", "go", "Glass Onion: A Knives Out Mystery", None, genres=["Mystery"]),
+        person("a", "dc", "Craig, Daniel", 1968, professions=["actor"]), person("b", "dc", "Daniel Craig", None),
+    ])  # fmt: skip
+    pairs = _pairs(("a", "ko", "b", "ko"), ("a", "ko", "b", "go"), ("a", "dc", "b", "dc"))
+    everything = pl.from_arrow(pair_features(pairs, recs))
+    subset = {
+        "costly": tuple(f for f in FEATURE_REGISTRY if f.costly),
+        "cheap": tuple(f for f in FEATURE_REGISTRY if not f.costly),
+        # polars expressions only; numpy arrays only (rapidfuzz scorers)
+        "expressions": tuple(f for f in FEATURE_REGISTRY if f.name in {"year_diff", "directors_jaccard", "type_match"}),
+        "arrays": tuple(f for f in FEATURE_REGISTRY if f.name in {"title_ratio", "alias_best", "abstract_ratio"}),
+    }[kinds]
+    got = pl.from_arrow(pair_features(pairs, recs, features=subset))
+    assert got.columns == [*everything.columns[:5], *[f.name for f in subset]]
+    assert got.equals(everything.select(got.columns))
+
+
 def test_same_film_scores_high(features: pl.DataFrame) -> None:
     row = _row(features, "ko", "ko")
     assert row["title_ratio"] == 1.0
