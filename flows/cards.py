@@ -135,7 +135,7 @@ def train_card(report: dict[str, Any], counts: dict[str, Any], model_meta: dict[
                  subtitle=f"threshold {report['threshold']}"),
         key_figures({**counts, **{k: model_meta[k] for k in ("train_pairs", "train_matches", "valid_pairs",
                                                                "valid_matches", "trees", "seconds")
-                                  if k in model_meta}}),
+                                  if k in model_meta}, **_screen_figures(model_meta.get("screen"))}),
         chart(
             "Precision / recall on held-out pairs", report["pr_curve"], {"type": "line", "point": True},
             {"x": {"field": "recall", "type": "quantitative", "scale": {"zero": False}},
@@ -157,6 +157,14 @@ def train_card(report: dict[str, Any], counts: dict[str, Any], model_meta: dict[
                                 "entities": c["entities"], "split clusters": c["split_clusters"]}))
     out += [Markdown("## Most confident mistakes (held out)"), rows_table(report["worst_errors"])]
     return out
+
+
+def _screen_figures(screen: dict[str, Any] | None) -> dict[str, Any]:
+    """The model's screen (``matching.model.Screen``) as card figures; none where training fitted none."""
+    if not screen:
+        return {}
+    return {"screen features": screen["features"], "screen trees": screen["trees"], "screen cut": screen["cut"],
+            "validation pairs the screen rejects": f"{screen['valid_rejected']:.1%}"}
 
 
 def rejections_chart(by_reason: dict[str, int], title: str) -> VegaChart:
